@@ -1,0 +1,41 @@
+# Set-up, demo and tests. Every target installs into .venv/ first when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo-output
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+# torch is installed on its own first so that the CPU build is chosen where one is available
+# locally; the project's own pin (pyproject.toml) is then already satisfied.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch>=2.3,<=2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/mtlbench demo-sources --out $(DEMO)/sources --overwrite
+	$(BIN)/mtlbench build-dataset mtlendovis --source $(DEMO)/sources/endovis2018 --vqa $(DEMO)/sources/endovis18-vqa \
+		--out $(DEMO)/mtlendovis --export endoarss,coco,hf --workers 2 --overwrite
+	$(BIN)/mtlbench build-dataset mtlesd --coco $(DEMO)/sources/esd-coco/annotations.json --images $(DEMO)/sources/esd-coco/images \
+		--activities $(DEMO)/sources/esd-coco/activities.csv --out $(DEMO)/mtlesd --export endoarss,coco,hf --workers 2 --overwrite
+	$(BIN)/mtlbench info $(DEMO)/mtlendovis --verify
+	$(BIN)/mtlbench info $(DEMO)/mtlesd --verify
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# The slow tests too (not part of CI's default run).
+test-all: install
+	$(BIN)/python -m pytest -q -m ""
+
+bench: install
+	$(BIN)/python benchmarks/build_rate.py
+
+clean:
+	rm -rf $(VENV) $(DEMO)

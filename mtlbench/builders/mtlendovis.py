@@ -1,0 +1,123 @@
+"""MTLEndovis: EndoVis 2018 scene segmentation + EndoVis-18-VQA frame activities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from mtlbench.dataset.manifest import SPLITS
+from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip, build_dataset
+from mtlbench.errors import InputError
+from mtlbench.progress import ProgressFn, silent
+from mtlbench.sources.endovis18 import RELEASE_CONTENT, ColourLabel, find_sequence_dirs, read_colour_table
+from mtlbench.sources.endovis18_vqa import ACTIVITY_RULE, find_qa_files, frame_activity, read_actions
+from mtlbench.splits import SplitMap, read_split_file, split_of
+from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES
+
+NAME = "mtlendovis"
+VERSION = "1.0.0"
+BUILDER_VERSION = "1.0.0"
+DEFAULT_SPLITS: SplitMap = {
+    "train": ("2", "3", "4", "6", "7", "9", "10", "11", "12", "14"),
+    "val": ("15",),
+    "test": ("1", "5", "16"),
+}
+
+
+def build_mtlendovis(
+    source: Path,
+    out: Path,
+    *,
+    vqa: Path | None = None,
+    split_file: Path | None = None,
+    overwrite: bool = False,
+    workers: int = 1,
+    exports: Sequence[str] = (),
+    progress: ProgressFn = silent,
+) -> Path:
+    source = Path(source)
+    sequence_dirs = find_sequence_dirs(source, holding=RELEASE_CONTENT)
+    if not sequence_dirs:
+        raise InputError(source, "no seq_* folders found (expected an EndoVis 2018 training release)")
+    qa_files = find_qa_files(Path(vqa) if vqa else source)
+    splits = read_split_file(split_file) if split_file else DEFAULT_SPLITS
+    jobs, skips = _discover(sequence_dirs, qa_files, splits)
+    if not jobs:
+        raise InputError(source, "no frame has a label PNG, a QA file and a split")
+    spec = DatasetSpec(
+        name=NAME,
+        version=VERSION,
+        builder_version=BUILDER_VERSION,
+        source={
+            "description": "EndoVis 2018 Robotic Scene Segmentation training release with EndoVis-18-VQA activity annotations",
+            "sequences_found": sorted(sequence_dirs),
+            "sequences_with_vqa": sorted(qa_files),
+        },
+        classes=ENDOVIS18_CLASSES,
+        activities=ENDOVIS18_ACTIONS,
+        splits=SPLITS,
+        build_parameters={
+            "activity_rule": ACTIVITY_RULE,
+            "activity_vocabulary": "the 13 EndoVis-18-VQA actions in standard order, ids 0..12, also those that never occur",
+            "label_decoding": "exact RGB colour via each sequence's labels.json, colour -> standard class id; other colours -> 255",
+            "split_definition": {name: [int(s) for s in members] for name, members in splits.items()},
+            "split_source": f"split file {Path(split_file).name}" if split_file else "default (EndoVis-18-VQA test split 1,5,16; val 15)",
+            "seed": None,
+        },
+    )
+    return build_dataset(spec, jobs, skips, out, overwrite=overwrite, workers=workers, exports=exports, progress=progress)
+
+
+def _discover(
+    sequence_dirs: dict[int, Path], qa_files: dict[int, dict[str, Path]], splits: SplitMap
+) -> tuple[list[SampleJob], list[Skip]]:
+    assignment = split_of(splits)
+    jobs: list[SampleJob] = []
+    skips: list[Skip] = []
+    for number, sequence_dir in sorted(sequence_dirs.items()):
+        name = f"seq_{number}"
+        if number not in qa_files:
+            skips.append(Skip("sequence without VQA annotations", name))
+            continue
+        if str(number) not in assignment:
+            skips.append(Skip("sequence not in the split definition", name))
+            continue
+        jobs_of_sequence, skips_of_sequence = _discover_sequence(number, sequence_dir, qa_files[number], assignment[str(number)])
+        jobs += jobs_of_sequence
+        skips += skips_of_sequence
+    for member, split in assignment.items():
+        if not member.isdigit() or int(member) not in sequence_dirs:
+            skips.append(Skip("sequence of the split definition not found in the source", f"seq_{member} ({split})"))
+    return jobs, skips
+
+
+def _discover_sequence(number: int, sequence_dir: Path, qa: dict[str, Path], split: str) -> tuple[list[SampleJob], list[Skip]]:
+    frames_dir = sequence_dir / "left_frames"
+    if not frames_dir.is_dir():
+        raise InputError(frames_dir, "missing: every sequence needs its left_frames folder")
+    colours = read_colour_table(sequence_dir / "labels.json")
+    frames = {path.stem: path for path in frames_dir.glob("*.png")}
+    labels = {path.stem: path for path in (sequence_dir / "labels").glob("*.png")}
+    jobs, skips = [], []
+    for frame in sorted(frames.keys() | labels.keys()):
+        item = f"seq_{number}/{frame}"
+        if frame not in labels:
+            skips.append(Skip("frame without label PNG", item))
+        elif frame not in frames:
+            skips.append(Skip("label PNG without frame", item))
+        elif frame not in qa:
+            skips.append(Skip("frame without QA file", item))
+        else:
+            activity = frame_activity(read_actions(qa[frame]))
+            jobs.append(
+                SampleJob(
+                    sample_id=f"seq{number:02d}_{frame}",
+                    split=split,
+                    sequence=str(number),
+                    frame=frame,
+                    activity_id=ENDOVIS18_ACTIONS.index(activity),
+                    image=FileImage(frames[frame]),
+                    mask=ColourLabel(labels[frame], colours),
+                )
+            )
+    return jobs, skips

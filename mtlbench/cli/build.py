@@ -1,0 +1,105 @@
+"""`mtlbench build-dataset BUILDER ...`: one sub-command per registered builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mtlbench.builders import get_builder
+from mtlbench.cli.common import comma_list, console, err_console, state
+from mtlbench.cli.datasets import print_build_report
+from mtlbench.errors import InputError
+from mtlbench.progress import rich_progress
+
+app = typer.Typer(help="Build a dataset folder from raw sources.", no_args_is_help=True)
+
+OUT = typer.Option(..., "--out", help="Dataset folder to create.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder.")
+WORKERS = typer.Option(1, "--workers", min=1, help="Worker processes decoding and encoding frames.")
+EXPORT = typer.Option(None, "--export", help="Comma-separated exports to add: endoarss, coco, hf.")
+SPLIT_FILE = typer.Option(None, "--split-file", help='JSON {"train": [...], "val": [...], "test": [...]} of sequences.')
+
+
+def _run(ctx: typer.Context, builder: str, out: Path, **arguments) -> None:
+    quiet = state(ctx).quiet
+    with rich_progress(err_console, quiet) as progress:
+        get_builder(builder)(out=out, progress=progress, **arguments)
+    if not quiet:
+        print_build_report(out, console)
+
+
+@app.command("mtlendovis")
+def mtlendovis(
+    ctx: typer.Context,
+    source: Path = typer.Option(..., "--source", help="EndoVis 2018 training release root (seq_* here or one level down)."),
+    vqa: Optional[Path] = typer.Option(None, "--vqa", help="EndoVis-18-VQA root (seq_*/vqa/Classification); default: --source."),
+    out: Path = OUT,
+    split_file: Optional[Path] = SPLIT_FILE,
+    overwrite: bool = OVERWRITE,
+    workers: int = WORKERS,
+    export: Optional[str] = EXPORT,
+) -> None:
+    """MTLEndovis: EndoVis 2018 scene segmentation with EndoVis-18-VQA frame activities."""
+    _run(ctx, "mtlendovis", out, source=source, vqa=vqa, split_file=split_file, overwrite=overwrite, workers=workers, exports=comma_list(export))
+
+
+@app.command("mtlesd")
+def mtlesd(
+    ctx: typer.Context,
+    coco: Optional[Path] = typer.Option(None, "--coco", help="COCO instance annotations (JSON) of ESD frames."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder the COCO file_name entries are relative to."),
+    activities: Optional[Path] = typer.Option(None, "--activities", help="CSV: video,start_frame,end_frame,activity or file_name,activity."),
+    release: Optional[Path] = typer.Option(None, "--release", help="The EndoARSS authors' MTLESD folder ({train,test}/<activity>/{image,mask})."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="With --release: comma-separated class names by mask value."),
+    activity_names: Optional[str] = typer.Option(None, "--activity-names", help="With --release: comma-separated activity names by folder number - 1."),
+    out: Path = OUT,
+    split_file: Optional[Path] = SPLIT_FILE,
+    seed: int = typer.Option(0, "--seed", help="Seed of the default video split and of the carved validation split."),
+    overwrite: bool = OVERWRITE,
+    workers: int = WORKERS,
+    export: Optional[str] = EXPORT,
+) -> None:
+    """MTLESD: endoscopic submucosal dissection, from a COCO export or from the authors' release."""
+    common = dict(seed=seed, overwrite=overwrite, workers=workers, exports=comma_list(export))
+    if release is not None:
+        if coco or images or activities or split_file:
+            raise InputError(release, "--release cannot be combined with --coco, --images, --activities or --split-file")
+        names = dict(class_names=comma_list(class_names) or None, activity_names=comma_list(activity_names) or None)
+        _run(ctx, "mtlesd-release", out, release=release, **names, **common)
+        return
+    if not (coco and images and activities):
+        raise InputError("mtlesd", "give either --release DIR, or all of --coco FILE --images DIR --activities FILE")
+    if class_names or activity_names:
+        raise InputError("mtlesd", "--class-names and --activity-names apply to --release only (COCO input is matched by name)")
+    _run(ctx, "mtlesd-coco", out, coco=coco, images=images, activities=activities, split_file=split_file, **common)
+
+
+@app.command("endoarss-release")
+def endoarss_release(
+    ctx: typer.Context,
+    release: Path = typer.Option(..., "--release", help="A folder in the EndoARSS authors' layout (e.g. an mtlbench endoarss export)."),
+    name: str = typer.Option(..., "--name", help="Name of the new dataset."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="Comma-separated class names by decoded mask value."),
+    activity_names: Optional[str] = typer.Option(None, "--activity-names", help="Comma-separated activity names by folder number - 1."),
+    out: Path = OUT,
+    seed: int = typer.Option(0, "--seed", help="Seed of the carved validation split."),
+    overwrite: bool = OVERWRITE,
+    workers: int = WORKERS,
+    export: Optional[str] = EXPORT,
+) -> None:
+    """Import any dataset in the EndoARSS release layout (names from its mtlbench-export.json or the options)."""
+    _run(
+        ctx,
+        "endoarss-release",
+        out,
+        release=release,
+        name=name,
+        class_names=comma_list(class_names) or None,
+        activity_names=comma_list(activity_names) or None,
+        seed=seed,
+        overwrite=overwrite,
+        workers=workers,
+        exports=comma_list(export),
+    )

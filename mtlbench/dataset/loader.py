@@ -1,0 +1,80 @@
+"""A torch Dataset over one split of a dataset folder.
+
+Resizing and normalisation are done in torch (no torchvision): images bilinear with
+antialiasing, masks nearest-neighbour so class ids are never blended.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from mtlbench.dataset.manifest import DatasetCard, Sample, read_dataset
+from mtlbench.errors import InputError
+from mtlbench.pngio import read_class_mask, read_rgb
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+
+
+class SplitDataset(Dataset):
+    """Items are dicts: image (3, H, W) float32 in [0, 1] or normalised, mask (H, W) int64
+    with 255 = ignore, activity (int), sample_id (str)."""
+
+    def __init__(
+        self,
+        card: DatasetCard,
+        split: str,
+        size: tuple[int, int] | None = None,
+        normalise: str | tuple[Sequence[float], Sequence[float]] | None = None,
+    ):
+        self.card = card
+        self.split = split
+        self.samples: tuple[Sample, ...] = card.split(split)
+        self.size = size
+        if isinstance(normalise, str):
+            if normalise not in NORMALISATIONS:
+                raise ValueError(f"unknown normalisation {normalise!r}; known: {', '.join(NORMALISATIONS)}")
+            normalise = NORMALISATIONS[normalise]
+        self.mean_std = None if normalise is None else tuple(torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in normalise)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(cls.name for cls in self.card.classes)
+
+    @property
+    def activity_names(self) -> tuple[str, ...]:
+        return self.card.activities
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        image = torch.from_numpy(read_rgb(self.card.root / sample.image).copy()).permute(2, 0, 1).float().div_(255)
+        mask = torch.from_numpy(read_class_mask(self.card.root / sample.mask).astype(np.int64))
+        if tuple(mask.shape) != (sample.height, sample.width) or tuple(image.shape[1:]) != (sample.height, sample.width):
+            raise InputError(self.card.root / sample.image, "image or mask size differs from samples.csv")
+        if self.size is not None and tuple(self.size) != (sample.height, sample.width):
+            image = F.interpolate(image[None], size=self.size, mode="bilinear", align_corners=False, antialias=True)[0]
+            mask = F.interpolate(mask[None, None].float(), size=self.size, mode="nearest-exact")[0, 0].long()
+        if self.mean_std is not None:
+            mean, std = self.mean_std
+            image = (image - mean) / std
+        return {"image": image, "mask": mask, "activity": sample.activity_id, "sample_id": sample.sample_id}
+
+
+def load_dataset(
+    root: str | Path,
+    split: str,
+    size: tuple[int, int] | None = None,
+    normalise: str | tuple[Sequence[float], Sequence[float]] | None = None,
+) -> SplitDataset:
+    """One split of a dataset folder as a torch Dataset; `size` is (height, width)."""
+    return SplitDataset(read_dataset(root), split, size=size, normalise=normalise)

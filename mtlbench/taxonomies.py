@@ -1,0 +1,79 @@
+"""Class and activity vocabularies of the source data sets (see docs/datasets.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class SegClass:
+    id: int
+    name: str
+    color: tuple[int, int, int]
+
+
+# EndoVis 2018 scene segmentation: standard ids and label colours.
+ENDOVIS18_CLASSES: tuple[SegClass, ...] = (
+    SegClass(0, "background-tissue", (0, 0, 0)),
+    SegClass(1, "instrument-shaft", (0, 255, 0)),
+    SegClass(2, "instrument-clasper", (0, 255, 255)),
+    SegClass(3, "instrument-wrist", (125, 255, 12)),
+    SegClass(4, "kidney-parenchyma", (255, 55, 0)),
+    SegClass(5, "covered-kidney", (24, 55, 125)),
+    SegClass(6, "thread", (187, 155, 25)),
+    SegClass(7, "clamps", (0, 255, 125)),
+    SegClass(8, "suturing-needle", (255, 255, 125)),
+    SegClass(9, "suction-instrument", (123, 15, 175)),
+    SegClass(10, "small-intestine", (124, 155, 5)),
+    SegClass(11, "ultrasound-probe", (12, 255, 141)),
+)
+
+# EndoVis-18-VQA per-instrument actions in their standard order; the order breaks ties.
+ENDOVIS18_ACTIONS: tuple[str, ...] = (
+    "Idle",
+    "Grasping",
+    "Retraction",
+    "Tissue_Manipulation",
+    "Tool_Manipulation",
+    "Cutting",
+    "Cauterization",
+    "Suction",
+    "Looping",
+    "Suturing",
+    "Clipping",
+    "Staple",
+    "Ultrasound_Sensing",
+)
+
+ENDOVIS18_INSTRUMENTS: tuple[str, ...] = (
+    "bipolar_forceps",
+    "prograsp_forceps",
+    "large_needle_driver",
+    "monopolar_curved_scissors",
+    "ultrasound_probe",
+    "suction",
+    "clip_applier",
+    "stapler",
+    "maryland_dissector",
+    "spatulated_monopolar_cautery",
+)
+
+# ESD (MTLESD): the colours are ours (the source has none); chosen to be distinct in previews.
+ESD_CLASSES: tuple[SegClass, ...] = (
+    SegClass(0, "background", (0, 0, 0)),
+    SegClass(1, "Marking Area", (255, 210, 0)),
+    SegClass(2, "Electric Knife", (0, 200, 255)),
+    SegClass(3, "Incision Area", (255, 80, 80)),
+    SegClass(4, "Mucosal Flaps", (180, 90, 255)),
+    SegClass(5, "FPCW Forceps", (0, 255, 120)),
+    SegClass(6, "FPCW Knife", (255, 140, 0)),
+)
+
+ESD_ACTIVITIES: tuple[str, ...] = ("Marking", "Circumferential Incision", "Submucosal Dissection")
+
+
+def normalise_name(name: str) -> str:
+    """Case-, space-, hyphen- and underscore-insensitive key for matching names."""
+    return "".join(ch for ch in name.lower() if ch not in " _-")

@@ -1,0 +1,83 @@
+"""The `mtlbench` command run as a subprocess, the way a user runs it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtlbench import __version__
+
+
+def mtlbench(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mtlbench", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version():
+    result = mtlbench("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"mtlbench {__version__}"
+
+
+def test_build_info_and_verify(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    built = mtlbench("build-dataset", "mtlendovis", "--source", endovis_source, "--out", out)
+    assert built.returncode == 0, built.stderr
+    assert "built" in built.stdout and "9 frames (train 3, val 3, test 3)" in built.stdout
+    assert "skipped 1 x sequence without VQA annotations: seq_13" in built.stdout
+    card = mtlbench("info", out, "--verify")
+    assert card.returncode == 0, card.stderr
+    for fragment in ("mtlendovis 1.0.0", "fingerprint:", "Ultrasound_Sensing", "kidney-parenchyma", "verified 18 files"):
+        assert fragment in card.stdout
+    (out / "masks" / "seq15_frame001.png").write_bytes(b"tampered")
+    tampered = mtlbench("info", out, "--verify")
+    assert tampered.returncode == 1
+    assert "masks/seq15_frame001.png: sha256 differs" in tampered.stderr
+    assert "1 file(s) fail verification" in tampered.stderr
+
+
+def test_quiet_prints_nothing(endovis_source: Path, tmp_path: Path):
+    result = mtlbench("--quiet", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", tmp_path / "ds")
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_bad_inputs_exit_with_one_line(endovis_source: Path, tmp_path: Path):
+    missing = mtlbench("build-dataset", "mtlendovis", "--source", tmp_path / "absent", "--out", tmp_path / "ds")
+    assert_one_line_error(missing, "absent", "folder not found")
+    frame = endovis_source / "miccai_challenge_2018_release_1/seq_2/left_frames/frame000.png"
+    frame.write_bytes(frame.read_bytes()[:50])
+    corrupt = mtlbench("build-dataset", "mtlendovis", "--source", endovis_source, "--out", tmp_path / "ds", "--workers", "2")
+    assert_one_line_error(corrupt, "seq_2/left_frames/frame000.png", "corrupt or unreadable image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["endovis"]
+    not_a_dataset = mtlbench("info", tmp_path)
+    assert_one_line_error(not_a_dataset, "dataset.json: missing")
+
+
+def test_existing_target_needs_overwrite(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    assert mtlbench("-q", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", out).returncode == 0
+    again = mtlbench("build-dataset", "mtlendovis", "--source", endovis_source, "--out", out)
+    assert_one_line_error(again, str(out), "--overwrite")
+    replaced = mtlbench("-q", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", out, "--overwrite")
+    assert replaced.returncode == 0
+
+
+def test_mtlesd_needs_one_complete_input_mode(tmp_path: Path):
+    result = mtlbench("build-dataset", "mtlesd", "--coco", tmp_path / "a.json", "--out", tmp_path / "ds")
+    assert_one_line_error(result, "--release DIR", "--coco FILE --images DIR --activities FILE")
+
+
+@pytest.mark.parametrize("command", [["build-dataset", "--help"], ["info", "--help"], ["demo-sources", "--help"]])
+def test_help_pages(command):
+    result = mtlbench(*command)
+    assert result.returncode == 0 and "Usage" in result.stdout

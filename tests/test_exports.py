@@ -1,0 +1,275 @@
+"""The endoarss, coco and hf exports of a tiny dataset built in the test."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import frame_image, tree_digest
+from PIL import Image
+
+from mtlbench import pngio
+from mtlbench.dataset.manifest import read_dataset
+from mtlbench.dataset.writer import DatasetSpec, MaskDecoding, SampleJob, build_dataset
+from mtlbench.errors import InputError
+from mtlbench.exports import run_exports
+from mtlbench.taxonomies import IGNORE_INDEX, SegClass
+
+# pycocotools' RLE decoding predates numpy 2's copy keyword; the warning is theirs, not ours.
+
+X = IGNORE_INDEX
+CLASSES = (SegClass(0, "background", (0, 0, 0)), SegClass(1, "tool", (0, 255, 0)), SegClass(2, "tissue", (255, 0, 0)))
+ACTIVITIES = ("idle", "cutting", "suturing")  # "cutting" occurs in no frame
+
+
+@dataclass(frozen=True)
+class SeededImage:
+    seed: int
+    height: int = 4
+    width: int = 6
+
+    def describe(self) -> str:
+        return f"image seed {self.seed}"
+
+    def load(self) -> np.ndarray:
+        return frame_image(self.height, self.width, self.seed)
+
+
+@dataclass(frozen=True)
+class GridMask:
+    rows: tuple[tuple[int, ...], ...]
+
+    def describe(self) -> str:
+        return f"mask {self.rows}"
+
+    def decode(self, height: int, width: int) -> MaskDecoding:
+        return MaskDecoding(np.array(self.rows, dtype=np.uint8))
+
+
+# (sample_id, split, activity_id, mask): tissue (2) only in s1_f1, s1_f2 only background, s4_f2 mostly ignore.
+FRAMES = (
+    ("s1_f1", "train", 0, ((0, 0, 1, 1, 2, 2), (0, 0, 1, 1, 2, 2), (0, X, X, 1, 2, 2), (0, 0, 0, 0, 0, 0))),
+    ("s1_f2", "train", 2, ((0,) * 6,) * 4),
+    ("s2_f1", "train", 0, ((1, 1, 0, 0, 0, 0), (1, 1, 0, 0, X, X), (0, 0, 0, 0, X, X), (0, 0, 0, 0, 0, 0))),
+    ("s3_f1", "val", 2, ((0,) * 6, (0, 1, 1, 1, 1, 0), (0, 1, 1, 1, 1, 0), (0,) * 6)),
+    ("s4_f1", "test", 0, ((X, X, 0, 0, 1, 1), (X, X, 0, 0, 1, 1), (0,) * 6, (1,) * 6)),
+    ("s4_f2", "test", 2, ((X,) * 6, (X,) * 6, (X, X, X, 0, 0, 0), (X,) * 6)),
+)
+
+
+def _jobs(frames=FRAMES) -> list[SampleJob]:
+    return [
+        SampleJob(sample_id, split, sample_id.split("_")[0], sample_id.split("_")[1], activity, SeededImage(i), GridMask(rows))
+        for i, (sample_id, split, activity, rows) in enumerate(frames)
+    ]
+
+
+SPEC = DatasetSpec(
+    name="tiny",
+    version="1.0",
+    builder_version="1",
+    source={"root": "in-memory"},
+    classes=CLASSES,
+    activities=ACTIVITIES,
+    splits=("train", "val", "test"),
+    build_parameters={},
+)
+
+
+def _build(out: Path, frames=FRAMES, exports=()) -> Path:
+    return build_dataset(SPEC, _jobs(frames), [], out, workers=1, exports=exports)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A dataset with all three exports; tests only read it."""
+    dataset = _build(tmp_path_factory.mktemp("exported") / "tiny")
+    run_exports(dataset, ["endoarss", "coco", "hf"])
+    return dataset
+
+
+def _original_mask(dataset: Path, sample_id: str) -> np.ndarray:
+    return pngio.read_class_mask(dataset / "masks" / f"{sample_id}.png")
+
+
+def _files(root: Path) -> set[str]:
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+# --- endoarss ---------------------------------------------------------------------------------
+
+
+def test_endoarss_tree_has_one_folder_per_split_and_occurring_activity(exported: Path):
+    expected = {"mtlbench-export.json"}
+    for sample_id, split, activity, _ in FRAMES:
+        expected |= {f"{split}/{activity + 1}/{kind}/{sample_id}.png" for kind in ("image", "mask")}
+    assert _files(exported / "exports" / "endoarss") == expected
+    assert not (exported / "exports" / "endoarss" / "train" / "2").exists()
+
+
+def test_endoarss_masks_read_the_release_way_give_our_classes_with_ignore_as_background(exported: Path):
+    root = exported / "exports" / "endoarss"
+    for sample_id, split, activity, _ in FRAMES:
+        raw = np.asarray(Image.open(root / split / str(activity + 1) / "mask" / f"{sample_id}.png").convert("L"))
+        release_labels = raw.astype(np.int64)
+        release_labels[release_labels > 0] -= 1
+        original = _original_mask(exported, sample_id)
+        np.testing.assert_array_equal(release_labels, np.where(original == IGNORE_INDEX, 0, original))
+
+
+def test_endoarss_reimport_with_the_marker_is_exact(exported: Path):
+    root = exported / "exports" / "endoarss"
+    reimported = {}
+    for mask_path in root.glob("*/*/mask/*.png"):
+        raw = pngio.read_class_mask(mask_path)
+        mask = np.where(raw == 0, IGNORE_INDEX, raw.astype(np.int64) - 1).astype(np.uint8)
+        image_bytes = (mask_path.parent.parent / "image" / mask_path.name).read_bytes()
+        split, activity = mask_path.parts[-4], int(mask_path.parts[-3]) - 1
+        reimported[mask_path.stem] = (split, activity, image_bytes, mask)
+    card = read_dataset(exported)
+    assert set(reimported) == {sample.sample_id for sample in card.samples}
+    for sample in card.samples:
+        split, activity, image_bytes, mask = reimported[sample.sample_id]
+        assert (split, activity) == (sample.split, sample.activity_id)
+        assert image_bytes == (exported / sample.image).read_bytes()
+        np.testing.assert_array_equal(mask, _original_mask(exported, sample.sample_id))
+
+
+def test_endoarss_marker(exported: Path):
+    marker = json.loads((exported / "exports" / "endoarss" / "mtlbench-export.json").read_text(encoding="utf-8"))
+    assert marker == {
+        "format": "mtlbench-endoarss-export",
+        "format_version": 1,
+        "dataset": "tiny",
+        "version": "1.0",
+        "fingerprint": read_dataset(exported).fingerprint,
+        "classes": [
+            {"id": 0, "name": "background", "color": [0, 0, 0]},
+            {"id": 1, "name": "tool", "color": [0, 255, 0]},
+            {"id": 2, "name": "tissue", "color": [255, 0, 0]},
+        ],
+        "activities": [{"id": 0, "name": "idle"}, {"id": 1, "name": "cutting"}, {"id": 2, "name": "suturing"}],
+        "ignore_raw_value": 0,
+    }
+
+
+# --- coco -------------------------------------------------------------------------------------
+
+
+def test_coco_annotations_paint_back_the_original_masks(exported: Path):
+    from pycocotools.coco import COCO
+
+    card = read_dataset(exported)
+    for split in ("train", "val", "test"):
+        coco = COCO(str(exported / "exports" / "coco" / f"{split}.json"))
+        samples = card.split(split)
+        assert sorted(coco.imgs) == list(range(1, len(samples) + 1))
+        for image_id, sample in zip(sorted(coco.imgs), samples):
+            image = coco.imgs[image_id]
+            assert (image["sample_id"], image["activity"], image["activity_id"]) == (
+                sample.sample_id,
+                sample.activity,
+                sample.activity_id,
+            )
+            assert (exported / image["file_name"]).read_bytes() == (exported / sample.image).read_bytes()
+            painted = np.full((image["height"], image["width"]), IGNORE_INDEX, dtype=np.uint8)
+            for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_id])):
+                pixels = coco.annToMask(annotation).astype(bool)
+                assert np.all(painted[pixels] == IGNORE_INDEX), "annotations of one image overlap"
+                assert annotation["area"] == pixels.sum()
+                assert annotation["iscrowd"] == 0
+                painted[pixels] = annotation["category_id"] - 1
+            np.testing.assert_array_equal(painted, _original_mask(exported, sample.sample_id))
+
+
+def test_coco_header(exported: Path):
+    document = json.loads((exported / "exports" / "coco" / "train.json").read_text(encoding="utf-8"))
+    assert list(document) == ["info", "activities", "categories", "images", "annotations"]
+    assert document["info"]["fingerprint"] == read_dataset(exported).fingerprint
+    assert not any("date" in key for key in document["info"])
+    assert document["activities"] == [{"id": i, "name": name} for i, name in enumerate(ACTIVITIES)]
+    assert document["categories"] == [
+        {"id": c.id + 1, "name": c.name, "color": list(c.color), "class_id": c.id} for c in CLASSES
+    ]
+    tissue = [a for a in document["annotations"] if a["category_id"] == 3]
+    assert [(a["image_id"], a["bbox"]) for a in tissue] == [(1, [4.0, 0.0, 2.0, 3.0])]
+
+
+# --- hf ---------------------------------------------------------------------------------------
+
+
+def test_hf_rows_equal_the_files(exported: Path):
+    import datasets
+
+    loaded = datasets.load_from_disk(str(exported / "exports" / "hf"))
+    card = read_dataset(exported)
+    assert isinstance(loaded, datasets.DatasetDict)
+    assert list(loaded) == ["train", "val", "test"]
+    for split, rows in loaded.items():
+        samples = card.split(split)
+        assert rows.num_rows == len(samples)
+        assert rows.features["activity"].names == list(ACTIVITIES)
+        assert isinstance(rows.features["image"], datasets.Image) and isinstance(rows.features["mask"], datasets.Image)
+        assert json.loads(rows.info.description)["fingerprint"] == card.fingerprint
+        raw = rows.cast_column("image", datasets.Image(decode=False)).cast_column("mask", datasets.Image(decode=False))
+        for row, raw_row, sample in zip(rows, raw, samples):
+            assert (row["sample_id"], row["sequence"], row["frame"], row["activity"]) == (
+                sample.sample_id,
+                sample.sequence,
+                sample.frame,
+                sample.activity_id,
+            )
+            assert raw_row["image"]["bytes"] == (exported / sample.image).read_bytes()
+            assert raw_row["mask"]["bytes"] == (exported / sample.mask).read_bytes()
+            np.testing.assert_array_equal(np.asarray(row["image"]), pngio.read_rgb(exported / sample.image))
+            np.testing.assert_array_equal(np.asarray(row["mask"]), _original_mask(exported, sample.sample_id))
+    metadata = json.loads((exported / "exports" / "hf" / "mtlbench.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in metadata["classes"]] == [c.name for c in CLASSES]
+
+
+def test_every_export_is_byte_identical_across_builds(tmp_path: Path):
+    first = _build(tmp_path / "first", exports=("endoarss", "coco", "hf"))
+    second = _build(tmp_path / "second")
+    run_exports(second, ["hf", "coco", "endoarss"])
+    assert tree_digest(first / "exports") == tree_digest(second / "exports")
+
+
+# --- run_exports and build_dataset ------------------------------------------------------------
+
+
+def test_unknown_export_name_is_refused_before_any_work(tmp_path: Path):
+    dataset = _build(tmp_path / "tiny")
+    with pytest.raises(InputError, match="'gif'.*endoarss, coco, hf"):
+        run_exports(dataset, ["coco", "gif"])
+    assert not (dataset / "exports").exists()
+
+
+def test_exporting_again_replaces_the_export_cleanly(tmp_path: Path):
+    dataset = _build(tmp_path / "tiny")
+    run_exports(dataset, ["endoarss", "coco"])
+    first = tree_digest(dataset / "exports")
+    (dataset / "exports" / "endoarss" / "stale.txt").write_text("from an older export")
+    advances: dict[str, int] = {}
+
+    def progress(description: str, total: int):
+        advances[description] = 0
+        return lambda: advances.__setitem__(description, advances[description] + 1)
+
+    run_exports(dataset, ["endoarss", "endoarss"], progress)
+    assert tree_digest(dataset / "exports") == first
+    assert sorted(path.name for path in (dataset / "exports").iterdir()) == ["coco", "endoarss"]
+    assert advances == {"Exporting endoarss": len(FRAMES)}
+
+
+def test_build_dataset_writes_exports_inside_the_final_folder_and_skips_empty_splits(tmp_path: Path):
+    without_val = tuple(frame for frame in FRAMES if frame[1] != "val")
+    dataset = _build(tmp_path / "tiny", without_val, exports=("endoarss", "coco", "hf"))
+    assert [path.name for path in tmp_path.iterdir()] == ["tiny"]
+    exports = dataset / "exports"
+    assert sorted(path.name for path in exports.iterdir()) == ["coco", "endoarss", "hf"]
+    assert sorted(path.name for path in (exports / "endoarss").iterdir()) == ["mtlbench-export.json", "test", "train"]
+    assert sorted(path.name for path in (exports / "coco").iterdir()) == ["test.json", "train.json"]
+    assert json.loads((exports / "hf" / "dataset_dict.json").read_text())["splits"] == ["train", "test"]

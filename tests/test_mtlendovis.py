@@ -1,0 +1,173 @@
+"""The MTLEndovis builder on tiny hand-built EndoVis 2018 / EndoVis-18-VQA sources."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import STANDARD_LABELS_JSON, simple_mask, tree_digest, write_qa, write_sequence
+from mtlbench.builders.mtlendovis import build_mtlendovis
+from mtlbench.dataset.manifest import read_dataset
+from mtlbench.errors import InputError
+
+
+def read_mask(folder: Path, sample_id: str) -> np.ndarray:
+    return np.asarray(Image.open(folder / "masks" / f"{sample_id}.png"))
+
+
+def test_standard_build(endovis_source: Path, tmp_path: Path):
+    out = build_mtlendovis(endovis_source, tmp_path / "ds")
+    card = read_dataset(out)
+    assert [s.sample_id for s in card.split("train")] == ["seq02_frame000", "seq02_frame001", "seq02_frame002"]
+    assert [s.split for s in card.samples] == ["train"] * 3 + ["val"] * 3 + ["test"] * 3
+    first = card.split("test")[0]
+    assert (first.sequence, first.frame, first.activity, first.activity_id) == ("1", "frame000", "Grasping", 1)
+    assert (first.width, first.height) == (10, 8)
+    assert len(card.activities) == 13 and card.activities[12] == "Ultrasound_Sensing"
+    assert [c.name for c in card.classes][:3] == ["background-tissue", "instrument-shaft", "instrument-clasper"]
+    np.testing.assert_array_equal(read_mask(out, "seq01_frame000"), simple_mask())
+    meta = card.meta
+    assert meta["splits"]["train"]["pixel_counts"]["kidney-parenchyma"] == 3 * 8 * 4  # columns 6..9 of 3 frames
+    assert meta["splits"]["train"]["pixel_counts"]["instrument-shaft"] == 3 * 8 * 3
+    assert meta["splits"]["val"]["activity_counts"]["Grasping"] == 3
+    assert meta["skipped"]["sequence without VQA annotations"] == {"count": 1, "examples": ["seq_13"]}
+    image = np.asarray(Image.open(out / first.image))
+    original = np.asarray(Image.open(endovis_source / "miccai_challenge_2018_release_1/seq_1/left_frames/frame000.png"))
+    np.testing.assert_array_equal(image, original)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
+def test_label_modes_decode_to_the_same_ids(tmp_path: Path, mode: str):
+    mask = simple_mask(classes=(0, 2, 3, 5, 9, 10))
+    write_sequence(tmp_path / "src", 1, {"frame000": mask}, mode=mode)
+    write_qa(tmp_path / "src", 1, "frame000", {"suction": "Suction"})
+    out = build_mtlendovis(tmp_path / "src", tmp_path / "ds")
+    np.testing.assert_array_equal(read_mask(out, "seq01_frame000"), mask)
+
+
+def test_colour_not_in_labels_json_becomes_ignore_and_is_counted(tmp_path: Path):
+    mask = simple_mask(classes=(0, 4))
+    mask[0, :3] = 100  # a colour no class has
+    mask[1, 0] = 6  # thread: a real class, but this copy's labels.json leaves it out
+    labels_json = [entry for entry in STANDARD_LABELS_JSON if entry["classid"] != 6]
+    labels_json[0] = {"name": "background", "color": [0, 0, 0], "classid": 0}  # names vary: colours decide
+    write_sequence(tmp_path / "src", 5, {"frame000": mask}, labels_json=labels_json, extra_colours={100: (1, 2, 3)})
+    write_qa(tmp_path / "src", 5, "frame000", {"prograsp_forceps": "Idle"})
+    out = build_mtlendovis(tmp_path / "src", tmp_path / "ds")
+    expected = mask.copy()
+    expected[0, :3] = 255
+    expected[1, 0] = 255
+    np.testing.assert_array_equal(read_mask(out, "seq05_frame000"), expected)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["splits"]["test"]["ignored_pixels"] == 4
+    assert meta["unmapped_label_values"] == [{"value": "#010203", "pixels": 3}, {"value": "#bb9b19", "pixels": 1}]
+
+
+def test_skips_are_reported_with_counts_and_examples(tmp_path: Path):
+    src = tmp_path / "src"
+    labels = {f"frame{i:03d}": simple_mask() for i in range(4)}
+    write_sequence(src / "release_a", 2, labels, missing_frames=("frame001",))
+    (src / "release_a/seq_2/labels/frame003.png").unlink()
+    for frame in ("frame000", "frame001", "frame003"):  # frame002 has no QA file
+        write_qa(src / "vqa", 2, frame, {"bipolar_forceps": "Retraction"})
+    out = build_mtlendovis(src, tmp_path / "ds", vqa=src / "vqa")
+    card = read_dataset(out)
+    assert [s.sample_id for s in card.samples] == ["seq02_frame000"]
+    skipped = card.meta["skipped"]
+    assert skipped["label PNG without frame"] == {"count": 1, "examples": ["seq_2/frame001"]}
+    assert skipped["frame without QA file"] == {"count": 1, "examples": ["seq_2/frame002"]}
+    assert skipped["frame without label PNG"] == {"count": 1, "examples": ["seq_2/frame003"]}
+    assert skipped["sequence of the split definition not found in the source"]["count"] == 13
+
+
+def test_ties_between_instruments_follow_the_action_order(tmp_path: Path):
+    src = tmp_path / "src"
+    write_sequence(src, 3, {"frame000": simple_mask(), "frame001": simple_mask(), "frame002": simple_mask()})
+    write_qa(src, 3, "frame000", {"monopolar_curved_scissors": "Cutting", "prograsp_forceps": "Retraction"})
+    write_qa(src, 3, "frame001", {"a": "Idle", "b": "Idle", "c": "Idle"})
+    write_qa(src, 3, "frame002", {"a": "Cauterization", "b": "Cauterization", "c": "Grasping"})
+    card = read_dataset(build_mtlendovis(src, tmp_path / "ds"))
+    assert [s.activity for s in card.samples] == ["Retraction", "Idle", "Cauterization"]
+
+
+def test_split_file_overrides_the_default(endovis_source: Path, tmp_path: Path):
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(json.dumps({"train": [1, 15], "test": ["2"]}))
+    card = read_dataset(build_mtlendovis(endovis_source, tmp_path / "ds", split_file=split_file))
+    assert card.meta["splits"]["train"]["sequences"] == ["1", "15"]
+    assert card.meta["splits"]["val"]["samples"] == 0
+    assert card.meta["build_parameters"]["split_definition"] == {"train": [1, 15], "val": [], "test": [2]}
+
+
+def test_split_file_with_a_sequence_twice_is_refused(endovis_source: Path, tmp_path: Path):
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(json.dumps({"train": [1, 2], "test": [2]}))
+    with pytest.raises(InputError, match="splits.json: sequence '2' is in both 'train' and 'test'"):
+        build_mtlendovis(endovis_source, tmp_path / "ds", split_file=split_file)
+
+
+def test_rebuild_is_byte_identical_also_with_workers(endovis_source: Path, tmp_path: Path):
+    first = build_mtlendovis(endovis_source, tmp_path / "one")
+    second = build_mtlendovis(endovis_source, tmp_path / "two", workers=2)
+    assert tree_digest(first) == tree_digest(second)
+
+
+def test_overwrite_replaces_an_existing_dataset(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    build_mtlendovis(endovis_source, out)
+    (out / "stale.txt").write_text("old")
+    build_mtlendovis(endovis_source, out, overwrite=True)
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _corrupt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:40])
+
+
+@pytest.mark.parametrize(
+    "damage, where, message",
+    [
+        (lambda src: _corrupt(src / "miccai_challenge_2018_release_1/seq_2/left_frames/frame001.png"), "seq_2/left_frames/frame001.png", "corrupt or unreadable image"),
+        (lambda src: _corrupt(src / "miccai_challenge_2018_release_1/seq_1/labels/frame002.png"), "seq_1/labels/frame002.png", "corrupt or unreadable image"),
+        (lambda src: Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(src / "miccai_challenge_release_4/seq_15/labels/frame000.png"), "seq_15/labels/frame000.png", "label size 12x8 differs from its frame's 10x8"),
+        (lambda src: (src / "miccai_challenge_2018_release_1/seq_2/labels.json").unlink(), "seq_2/labels.json", "labels.json missing"),
+        (lambda src: (src / "miccai_challenge_2018_release_1/seq_2/labels.json").write_text("[{"), "seq_2/labels.json", "not valid JSON"),
+        (lambda src: Image.fromarray(np.zeros((8, 10), np.uint8)).save(src / "miccai_challenge_release_4/seq_15/labels/frame001.png"), "seq_15/labels/frame001.png", "mode L; expected colour-coded"),
+    ],
+)
+def test_bad_input_gives_one_line_error_and_no_output(endovis_source: Path, tmp_path: Path, damage, where, message):
+    damage(endovis_source)
+    with pytest.raises(InputError) as caught:
+        build_mtlendovis(endovis_source, tmp_path / "ds")
+    assert caught.value.where.endswith(where)
+    assert message in caught.value.problem
+    assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["endovis"]
+
+
+def test_missing_or_empty_source(tmp_path: Path):
+    with pytest.raises(InputError, match="folder not found"):
+        build_mtlendovis(tmp_path / "nowhere", tmp_path / "ds")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no seq_\\* folders found"):
+        build_mtlendovis(tmp_path / "empty", tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_existing_target_is_refused_without_overwrite(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="exists and is not empty"):
+        build_mtlendovis(endovis_source, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_the_same_sequence_twice_is_refused(tmp_path: Path):
+    write_sequence(tmp_path / "src" / "release_1", 4, {"frame000": simple_mask()})
+    write_sequence(tmp_path / "src" / "release_2", 4, {"frame000": simple_mask()})
+    with pytest.raises(InputError, match="sequence 4 appears twice"):
+        build_mtlendovis(tmp_path / "src", tmp_path / "ds")
