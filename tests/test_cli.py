@@ -1,5 +1,6 @@
 """The `mtlbench` command run as a subprocess, the way a user runs it."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,33 @@ def test_mtlesd_needs_one_complete_input_mode(tmp_path: Path):
 def test_help_pages(command):
     result = mtlbench(*command)
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_demo_pipeline_as_make_demo_runs_it(tmp_path: Path):
+    sources = tmp_path / "sources"
+    assert mtlbench("-q", "demo-sources", "--out", sources).returncode == 0
+    endovis = mtlbench(
+        "build-dataset", "mtlendovis", "--source", sources / "endovis2018", "--vqa", sources / "endovis18-vqa",
+        "--out", tmp_path / "mtlendovis", "--export", "endoarss,coco,hf", "--workers", "2",
+    )
+    assert endovis.returncode == 0, endovis.stderr
+    assert "skipped 1 x sequence without VQA annotations: seq_13" in endovis.stdout
+    assert "skipped 1 x frame without label PNG: seq_16/frame007" in endovis.stdout
+    assert "skipped 1 x frame without QA file: seq_2/frame011" in endovis.stdout
+    esd = sources / "esd-coco"
+    built_esd = mtlbench(
+        "build-dataset", "mtlesd", "--coco", esd / "annotations.json", "--images", esd / "images",
+        "--activities", esd / "activities.csv", "--out", tmp_path / "mtlesd", "--export", "endoarss",
+    )
+    assert built_esd.returncode == 0, built_esd.stderr
+    for name in ("mtlendovis", "mtlesd"):
+        card = mtlbench("info", tmp_path / name, "--verify")
+        assert card.returncode == 0 and "verified" in card.stdout, card.stderr
+    reimported = mtlbench(
+        "-q", "build-dataset", "mtlesd", "--release", tmp_path / "mtlesd/exports/endoarss", "--out", tmp_path / "again"
+    )
+    assert reimported.returncode == 0, reimported.stderr
+    original = json.loads((tmp_path / "mtlesd/dataset.json").read_text())
+    again = json.loads((tmp_path / "again/dataset.json").read_text())
+    assert again["fingerprint"] == original["fingerprint"]
+    assert again["splits"] == original["splits"]
