@@ -112,3 +112,15 @@ def test_demo_pipeline_as_make_demo_runs_it(tmp_path: Path):
     again = json.loads((tmp_path / "again/dataset.json").read_text())
     assert again["fingerprint"] == original["fingerprint"]
     assert again["splits"] == original["splits"]
+
+
+def test_export_after_the_fact(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    assert mtlbench("-q", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", out).returncode == 0
+    exported = mtlbench("export", out, "--to", "coco,endoarss")
+    assert exported.returncode == 0, exported.stderr
+    coco = json.loads((out / "exports/coco/test.json").read_text())
+    assert [image["sample_id"] for image in coco["images"]] == ["seq01_frame000", "seq01_frame001", "seq01_frame002"]
+    assert sorted(p.name for p in (out / "exports/endoarss/train").iterdir()) == ["2"]  # Grasping, id 1
+    assert_one_line_error(mtlbench("export", out, "--to", "parquet"), "unknown export 'parquet'")
+    assert mtlbench("info", out, "--verify").returncode == 0  # exports are outside the manifest

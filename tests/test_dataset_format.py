@@ -156,3 +156,19 @@ def test_loader_batches_with_a_dataloader(dataset: Path):
 def test_loader_rejects_an_unknown_split(dataset: Path):
     with pytest.raises(InputError, match="no split 'dev'"):
         load_dataset(dataset, "dev")
+
+
+def test_an_interrupted_build_leaves_nothing(endovis_source: Path, tmp_path: Path):
+    def interrupt_after_two_frames(description: str, total: int):
+        done = []
+
+        def advance():
+            done.append(1)
+            if len(done) == 2:
+                raise KeyboardInterrupt
+
+        return advance
+
+    with pytest.raises(KeyboardInterrupt):
+        build_mtlendovis(endovis_source, tmp_path / "ds", progress=interrupt_after_two_frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["endovis"]
