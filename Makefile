@@ -26,6 +26,9 @@ demo: install
 		--activities $(DEMO)/sources/esd-coco/activities.csv --out $(DEMO)/mtlesd --export endoarss,coco,hf --workers 2 --overwrite
 	$(BIN)/mtlbench info $(DEMO)/mtlendovis --verify
 	$(BIN)/mtlbench info $(DEMO)/mtlesd --verify
+	$(BIN)/mtlbench evaluate --write-dummy $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test --kind random --overwrite
+	$(BIN)/mtlbench evaluate $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test \
+		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -36,6 +39,7 @@ test-all: install
 
 bench: install
 	$(BIN)/python benchmarks/build_rate.py
+	$(BIN)/python benchmarks/evaluate_rate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO)

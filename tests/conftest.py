@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mtlbench.taxonomies import ENDOVIS18_CLASSES
+from mtlbench.dataset.manifest import SPLITS
+from mtlbench.dataset.writer import DatasetSpec, MaskDecoding
+from mtlbench.taxonomies import ENDOVIS18_CLASSES, SegClass
 
 COLOUR = {cls.id: cls.color for cls in ENDOVIS18_CLASSES}
 STANDARD_LABELS_JSON = [{"name": c.name, "color": list(c.color), "classid": c.id} for c in ENDOVIS18_CLASSES]
@@ -67,6 +70,47 @@ def write_qa(vqa_root: Path, number: int, frame: str, actions: dict[str, str]) -
     path = folder / f"{frame}_QA.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class SeededImage:
+    """An in-memory image source of random content."""
+
+    seed: int
+    height: int
+    width: int
+
+    def describe(self) -> str:
+        return f"image seed {self.seed}"
+
+    def load(self) -> np.ndarray:
+        return frame_image(self.height, self.width, self.seed)
+
+
+@dataclass(frozen=True)
+class GridMask:
+    """An in-memory mask source holding its class ids row by row."""
+
+    rows: tuple[tuple[int, ...], ...]
+
+    def describe(self) -> str:
+        return f"mask {self.rows}"
+
+    def decode(self, height: int, width: int) -> MaskDecoding:
+        return MaskDecoding(np.array(self.rows, dtype=np.uint8))
+
+
+def in_memory_spec(classes: tuple[SegClass, ...], activities: tuple[str, ...]) -> DatasetSpec:
+    return DatasetSpec(
+        name="tiny",
+        version="1.0",
+        builder_version="1",
+        source={"description": "in-memory test frames"},
+        classes=classes,
+        activities=activities,
+        splits=SPLITS,
+        build_parameters={},
+    )
 
 
 def tree_digest(root: Path) -> dict[str, str]:

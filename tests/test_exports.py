@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import frame_image, tree_digest
+from conftest import GridMask, SeededImage, in_memory_spec, tree_digest
 from PIL import Image
 
 from mtlbench import pngio
 from mtlbench.dataset.manifest import read_dataset
-from mtlbench.dataset.writer import DatasetSpec, MaskDecoding, SampleJob, build_dataset
+from mtlbench.dataset.writer import SampleJob, build_dataset
 from mtlbench.errors import InputError
 from mtlbench.exports import run_exports
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
@@ -23,30 +22,6 @@ from mtlbench.taxonomies import IGNORE_INDEX, SegClass
 X = IGNORE_INDEX
 CLASSES = (SegClass(0, "background", (0, 0, 0)), SegClass(1, "tool", (0, 255, 0)), SegClass(2, "tissue", (255, 0, 0)))
 ACTIVITIES = ("idle", "cutting", "suturing")  # "cutting" occurs in no frame
-
-
-@dataclass(frozen=True)
-class SeededImage:
-    seed: int
-    height: int = 4
-    width: int = 6
-
-    def describe(self) -> str:
-        return f"image seed {self.seed}"
-
-    def load(self) -> np.ndarray:
-        return frame_image(self.height, self.width, self.seed)
-
-
-@dataclass(frozen=True)
-class GridMask:
-    rows: tuple[tuple[int, ...], ...]
-
-    def describe(self) -> str:
-        return f"mask {self.rows}"
-
-    def decode(self, height: int, width: int) -> MaskDecoding:
-        return MaskDecoding(np.array(self.rows, dtype=np.uint8))
 
 
 # (sample_id, split, activity_id, mask): tissue (2) only in s1_f1, s1_f2 only background, s4_f2 mostly ignore.
@@ -62,21 +37,12 @@ FRAMES = (
 
 def _jobs(frames=FRAMES) -> list[SampleJob]:
     return [
-        SampleJob(sample_id, split, sample_id.split("_")[0], sample_id.split("_")[1], activity, SeededImage(i), GridMask(rows))
+        SampleJob(sample_id, split, sample_id.split("_")[0], sample_id.split("_")[1], activity, SeededImage(i, 4, 6), GridMask(rows))
         for i, (sample_id, split, activity, rows) in enumerate(frames)
     ]
 
 
-SPEC = DatasetSpec(
-    name="tiny",
-    version="1.0",
-    builder_version="1",
-    source={"root": "in-memory"},
-    classes=CLASSES,
-    activities=ACTIVITIES,
-    splits=("train", "val", "test"),
-    build_parameters={},
-)
+SPEC = in_memory_spec(CLASSES, ACTIVITIES)
 
 
 def _build(out: Path, frames=FRAMES, exports=()) -> Path:

@@ -1,0 +1,1 @@
+"""Scoring a predictions folder against a dataset split (docs/format-submission.md, docs/metrics.md)."""

@@ -1,0 +1,95 @@
+"""Pictures of an evaluation: activity confusion matrix, per-class IoU, per-activity mIoU (PNG)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from mtlbench.pngio import write_bytes
+
+DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    # No "Software" text chunk: the same results give the same bytes.
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    _pyplot().close(figure)
+    write_bytes(path, buffer.getvalue())
+    return path
+
+
+def confusion_plot(results: dict, path: Path) -> Path:
+    plt = _pyplot()
+    names = [row["name"] for row in results["activity"]["per_class"]]
+    counts = np.array(results["activity"]["confusion_matrix"], dtype=float)
+    columns = names + (["(missing)"] if counts[:, -1].any() else [])
+    counts = counts[:, : len(columns)]
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = 2.5 + 0.45 * len(names)
+    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+    image = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), value in np.ndenumerate(counts):
+        if value:
+            axes.text(column, row, f"{int(value)}", ha="center", va="center", fontsize=7, color="white" if share[row, column] > 0.5 else "black")
+    axes.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(names)), names, fontsize=8)
+    axes.set_xlabel("predicted activity")
+    axes.set_ylabel("true activity")
+    axes.set_title("Activity confusion (colour: share of the true activity's frames)", fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    return _save(figure, path)
+
+
+def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) -> Path:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.3 * len(labels)))
+    positions = np.arange(len(labels))
+    shown = [0.0 if value is None else value for value in values]
+    bars = axes.barh(positions, shown, color=["#bbbbbb" if value is None else "#3b75af" for value in values])
+    for bar, value in zip(bars, values):
+        axes.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, "n/a" if value is None else f"{value:.3f}", va="center", fontsize=8)
+    axes.set_yticks(positions, labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1.1)
+    axes.set_xlabel(xlabel)
+    axes.set_title(title, fontsize=9)
+    return _save(figure, path)
+
+
+def class_iou_plot(results: dict, path: Path) -> Path:
+    rows = results["segmentation"]["per_class"]
+    return _bars([row["name"] for row in rows], [row["iou"] for row in rows], "IoU per class (dataset-level; n/a: class absent from GT and prediction)", "IoU", path)
+
+
+def activity_miou_plot(results: dict, path: Path) -> Path:
+    rows = [row for row in results["segmentation"]["per_activity"] if row["frames"]]
+    labels = [f"{row['name']} ({row['frames']})" for row in rows]
+    return _bars(labels, [row["miou"] for row in rows], "mIoU of the frames of each activity (frames)", "mIoU", path)
+
+
+def write_plots(results: dict, folder: Path) -> list[Path]:
+    """The plots that apply to the scored tasks, as PNG files in `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if results["activity"].get("scored"):
+        written.append(confusion_plot(results, folder / "activity_confusion.png"))
+    if results["segmentation"].get("scored"):
+        written.append(class_iou_plot(results, folder / "segmentation_class_iou.png"))
+        if results["segmentation"].get("per_activity"):
+            written.append(activity_miou_plot(results, folder / "segmentation_activity_miou.png"))
+    return written
