@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -15,3 +16,15 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.problem}"
+
+
+def read_json(path: str | Path, missing: str = "file not found"):
+    """Parse a JSON file; a missing, unreadable or malformed file is an InputError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, missing) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})") from None

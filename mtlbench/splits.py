@@ -7,23 +7,17 @@ identifiers (numbers or strings; compared as strings). Splits always keep a sequ
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Iterable
 
 from mtlbench.dataset.manifest import SPLITS
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 
 SplitMap = dict[str, tuple[str, ...]]
 
 
 def read_split_file(path: Path) -> SplitMap:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "split file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    data = read_json(path, missing="split file not found")
     if not isinstance(data, dict) or not data or set(data) - set(SPLITS):
         raise InputError(path, f"must be an object whose keys are among {', '.join(SPLITS)}")
     splits: SplitMap = {}

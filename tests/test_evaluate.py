@@ -148,3 +148,44 @@ def test_cli_format_and_missing_dataset(dataset: Path):
     assert shown.returncode == 0 and "score_Ultrasound_Sensing" in shown.stdout
     missing = subprocess.run([sys.executable, "-m", "mtlbench", "evaluate", "somewhere"], capture_output=True, text=True)
     assert missing.returncode == 1 and missing.stderr.strip() == "error: evaluate: --dataset DIR is required"
+
+
+def test_allow_missing_scores_missing_predictions_as_wrong(dataset: Path, tmp_path: Path):
+    card = read_dataset(dataset)
+    folder = write_submission(tmp_path / "sub", card, "test")
+    (folder / "masks" / "seq01_frame002.png").unlink()
+    rows = (folder / "activities.csv").read_text().splitlines()
+    (folder / "activities.csv").write_text("\n".join(row for row in rows if not row.startswith("seq01_frame000")) + "\n")
+    with pytest.raises(InputError, match="1 of 3 predictions missing: seq01_frame000"):
+        mtlbench.evaluate(folder, card, "test", bootstrap=0)
+    results = mtlbench.evaluate(folder, card, "test", bootstrap=0, allow_missing=True)
+    assert results["activity"]["accuracy"] == pytest.approx(2 / 3)
+    # the frame without a mask has no pixel right: 80 of 240 pixels are missed
+    assert results["segmentation"]["pixel_accuracy"] == pytest.approx(160 / 240)
+    assert results["segmentation"]["miou"] == pytest.approx(2 / 3)  # each class: TP 2/3 of its pixels, no FP
+    assert results["submission"]["missing"] == {
+        "activity": {"count": 1, "examples": ["seq01_frame000"]},
+        "segmentation": {"count": 1, "examples": ["seq01_frame002"]},
+    }
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height 8-bit grey pixels (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_without_decoding(dataset: Path, tmp_path: Path):
+    card = read_dataset(dataset)
+    folder = write_submission(tmp_path / "sub", card, "test")
+    (folder / "masks" / "seq01_frame001.png").write_bytes(_png_header_only(50_000, 50_000))
+    with pytest.raises(InputError) as caught:
+        mtlbench.evaluate(folder, card, "test", bootstrap=0)
+    assert caught.value.where.endswith("masks/seq01_frame001.png")
+    assert "50000x50000" in caught.value.problem or "DecompressionBomb" in caught.value.problem

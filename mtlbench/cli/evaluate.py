@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,18 +10,13 @@ from rich.markup import escape
 
 from mtlbench.cli.common import console, err_console, state
 from mtlbench.dataset.manifest import dump_json, read_dataset
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 from mtlbench.pngio import write_bytes
 from mtlbench.progress import rich_progress
 
 
 def _read_baseline(path: Path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "baseline results file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    data = read_json(path, missing="baseline results file not found")
     if not isinstance(data, dict) or not any(isinstance(data.get(task), dict) for task in ("activity", "segmentation")):
         raise InputError(path, "not an mtlbench results.json (no activity or segmentation section)")
     return data

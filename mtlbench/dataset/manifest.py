@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
 
 FORMAT_NAME = "mtlbench-dataset"
@@ -164,12 +164,7 @@ def read_dataset(root: str | Path) -> DatasetCard:
 
 
 def _read_meta(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "missing: not an mtlbench dataset folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    meta = read_json(path, missing="missing: not an mtlbench dataset folder")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise InputError(path, f"not an mtlbench dataset description (\"format\" must be {FORMAT_NAME!r})")
     if meta.get("format_version") != FORMAT_VERSION:

@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from mtlbench.dataset.manifest import DatasetCard, Sample
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 from mtlbench.taxonomies import IGNORE_INDEX, normalise_name
 
 TASKS = ("activity", "segmentation")
@@ -259,12 +259,7 @@ def _read_meta(path: Path, card: DatasetCard, split: str, ignore_fingerprint: bo
     _refuse_symlink(path)
     if not path.exists():
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})") from None
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise InputError(path, "must hold a JSON object")
     for key, kinds in _META_TYPES.items():

@@ -21,7 +21,6 @@ none). The sample id is `safe_id(f"{video}_{frame}")`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -31,7 +30,7 @@ from pycocotools import mask as mask_utils
 
 from mtlbench.dataset.manifest import safe_id
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 from mtlbench.taxonomies import SegClass, normalise_name
 
 OVERLAP_RULE = (
@@ -117,12 +116,7 @@ class CocoAnnotations:
 def read_coco(path: Path, classes: Sequence[SegClass]) -> CocoAnnotations:
     """Parse and check a COCO instances file against the class list; nothing is rasterised yet."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "COCO file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    data = read_json(path, missing="COCO file not found")
     if not isinstance(data, dict):
         raise InputError(path, "not a COCO instances file (expected a JSON object)")
     for key in ("images", "annotations", "categories"):

@@ -18,7 +18,6 @@ the rest (`esd01_000030` -> `esd01`, `000030`); a stem without '_' is both.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from mtlbench import pngio
 from mtlbench.dataset.manifest import SPLITS, parse_vocabulary, safe_id
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
 
 MARKER_FILE = "mtlbench-export.json"
@@ -53,10 +52,7 @@ def read_marker(root: Path) -> ExportMarker | None:
     path = Path(root) / MARKER_FILE
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT:
         raise InputError(path, f'not an mtlbench export marker ("format" must be {MARKER_FORMAT!r})')
     if data.get("format_version") != MARKER_FORMAT_VERSION:

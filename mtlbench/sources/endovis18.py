@@ -9,7 +9,6 @@ IGNORE_INDEX and is counted.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.errors import InputError
+from mtlbench.errors import InputError, read_json
 from mtlbench.pngio import open_image
 from mtlbench.taxonomies import ENDOVIS18_CLASSES, IGNORE_INDEX
 
@@ -60,12 +59,7 @@ ColourTable = tuple[tuple[int, int], ...]  # (packed colour, class id), sorted
 
 def read_colour_table(path: Path) -> ColourTable:
     """Packed colour -> standard class id for the colours listed in a labels.json."""
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "labels.json missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    entries = read_json(path, missing="labels.json missing")
     if not isinstance(entries, list):
         raise InputError(path, "expected a JSON list of {name, color, classid} objects")
     table = {}
