@@ -1,4 +1,4 @@
-"""The one exception type that the CLI turns into a one-line message and a non-zero exit."""
+"""Bad input: the one exception type the CLI turns into a one-line message, and the JSON reader that raises it."""
 
 from __future__ import annotations
 
