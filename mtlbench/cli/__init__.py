@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mtlbench import __version__
-from mtlbench.cli import build, datasets, demo, evaluate
+from mtlbench.cli import baselines, build, datasets, demo, evaluate
 from mtlbench.cli.common import State, err_console
 from mtlbench.errors import InputError
 
@@ -40,6 +40,7 @@ app.add_typer(build.app, name="build-dataset")
 datasets.register(app)
 demo.register(app)
 evaluate.register(app)
+baselines.register(app)
 
 
 def main() -> None:

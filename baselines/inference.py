@@ -1,0 +1,85 @@
+"""Running a model over a split: per-sample activity probabilities and masks at the original size.
+
+Validation metrics and the test predictions both come from `predict`, so model selection sees
+exactly what the evaluator will score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from baselines.config import DataConfig
+from baselines.data import SplitView, evaluation_loader
+from mtlbench.dataset.manifest import Sample
+from mtlbench.metrics.activity import activity_metrics
+from mtlbench.metrics.confusion import frame_confusion
+from mtlbench.metrics.segmentation import segmentation_metrics
+from mtlbench.pngio import read_class_mask
+
+SELECTION_METRICS = (
+    "activity.accuracy",
+    "activity.balanced_accuracy",
+    "activity.macro_f1",
+    "segmentation.miou",
+    "segmentation.miou_foreground",
+    "segmentation.mdice",
+    "segmentation.pixel_accuracy",
+)
+# The metrics whose relative improvement over the first epoch selects the checkpoint by default
+# (the multi-task delta metrics of mtlbench.metrics.multitask).
+RELATIVE_METRICS = ("activity.accuracy", "activity.macro_f1", "segmentation.miou", "segmentation.pixel_accuracy")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    sample: Sample
+    probabilities: np.ndarray | None  # (A,) float64, sums to 1
+    mask: np.ndarray | None  # (H, W) uint8 class ids at the sample's original size
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, view: SplitView, config: DataConfig, device: torch.device, autocast) -> Iterator[Prediction]:
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in evaluation_loader(view, config):
+            with autocast():
+                outputs = model(batch["image"].to(device))
+            probabilities = F.softmax(outputs["activity"].double(), dim=-1).cpu().numpy() if "activity" in outputs else None
+            for row, index in enumerate(batch["index"].tolist()):
+                sample = view.source.samples[index]
+                mask = None
+                if "segmentation" in outputs:
+                    logits = F.interpolate(
+                        outputs["segmentation"][row : row + 1].float(), size=(sample.height, sample.width),
+                        mode="bilinear", align_corners=False,
+                    )
+                    mask = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+                yield Prediction(sample, None if probabilities is None else probabilities[row], mask)
+    finally:
+        model.train(was_training)
+
+
+def validation_metrics(predictions: Iterator[Prediction], root, class_names, activity_names) -> dict[str, float | None]:
+    """The selection metrics (SELECTION_METRICS keys) of the predictions of one split."""
+    truth, predicted, confusions = [], [], []
+    for prediction in predictions:
+        truth.append(prediction.sample.activity_id)
+        if prediction.probabilities is not None:
+            predicted.append(int(prediction.probabilities.argmax()))
+        if prediction.mask is not None:
+            ground_truth = read_class_mask(root / prediction.sample.mask)
+            confusions.append(frame_confusion(ground_truth, prediction.mask, len(class_names)))
+    values: dict[str, float | None] = {}
+    if predicted:
+        activity = activity_metrics(np.array(truth), np.array(predicted), activity_names)
+        values.update({f"activity.{key}": activity[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")})
+    if confusions:
+        segmentation = segmentation_metrics(np.stack(confusions), class_names)
+        values.update({f"segmentation.{key}": segmentation[key] for key in ("miou", "miou_foreground", "mdice", "pixel_accuracy")})
+    return values

@@ -1,0 +1,228 @@
+"""The training loop: epochs, checkpoints, resumption, validation-based model selection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from baselines.config import OptimConfig, RunConfig
+from baselines.data import SplitView, training_loader
+from baselines.inference import RELATIVE_METRICS, SELECTION_METRICS, predict, validation_metrics
+from baselines.runtime import Runtime, average_gradients, seed_everything
+from baselines.weighting import build_weighting
+from mtlbench.dataset.manifest import DatasetCard
+from mtlbench.errors import InputError
+from mtlbench.pngio import write_bytes
+from mtlbench.progress import ProgressFn, silent
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+METRICS = "metrics.jsonl"
+IGNORE_INDEX = 255
+
+
+class TrainingError(InputError):
+    """Training cannot go on (a NaN loss); the message says where and what to try."""
+
+
+@dataclass
+class TrainingState:
+    """Everything beyond the modules' state_dicts that a resumed run needs (JSON-able values only)."""
+
+    next_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_score: float | None = None
+
+
+def build_optimizer(parameters, config: OptimConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    raise InputError("optim.optimizer", f"unknown optimizer {config.optimizer!r} (adam or adamw)")
+
+
+def build_scheduler(optimizer, config: OptimConfig, epochs: int):
+    """Stepped once per epoch."""
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if config.scheduler == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    raise InputError("optim.scheduler", f"unknown scheduler {config.scheduler!r} (step, cosine or none)")
+
+
+def task_losses(outputs: dict[str, torch.Tensor], batch: dict, device) -> dict[str, torch.Tensor]:
+    losses = {}
+    if "activity" in outputs:
+        losses["activity"] = F.cross_entropy(outputs["activity"].float(), batch["activity"].to(device))
+    if "segmentation" in outputs:
+        losses["segmentation"] = F.cross_entropy(
+            outputs["segmentation"].float(), batch["mask"].to(device), ignore_index=IGNORE_INDEX
+        )
+    return losses
+
+
+def selection_score(values: dict, reference: dict, selection: str) -> float | None:
+    """Higher is better. 'relative': mean relative change of RELATIVE_METRICS against the first
+    epoch (the plain difference where the first epoch's value is 0, which has no relative change)."""
+    if selection != "relative":
+        return values.get(selection)
+    changes = [
+        (values[key] - reference[key]) / (reference[key] or 1.0)
+        for key in RELATIVE_METRICS
+        if values.get(key) is not None and reference.get(key) is not None
+    ]
+    return sum(changes) / len(changes) if changes else None
+
+
+def check_selection(selection: str) -> None:
+    if selection != "relative" and selection not in SELECTION_METRICS:
+        raise InputError("train.selection", f"unknown selection {selection!r} (relative or one of {', '.join(SELECTION_METRICS)})")
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, card: DatasetCard, model: torch.nn.Module, runtime: Runtime, run_dir: Path):
+        check_selection(config.train.selection)
+        self.config = config
+        self.card = card
+        self.runtime = runtime
+        self.run_dir = run_dir
+        self.model = model.to(runtime.device)
+        self.weighting = build_weighting(config.weighting, tuple(config.tasks)).to(runtime.device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.trainable + list(self.weighting.parameters()), config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.optim, config.train.epochs)
+        self.state = TrainingState()
+        self.train_view = SplitView(card, "train", config.data, train=True, seed=config.train.seed)
+        self.val_view = SplitView(card, "val", config.data, train=False, seed=config.train.seed)
+        # Gradients are averaged explicitly (average_gradients), so DDP only broadcasts the initial
+        # weights and the BatchNorm buffers; its backward hooks are bypassed with no_sync, because
+        # weighting methods such as DB-MTL write .grad themselves. Under DDP each rank balances its
+        # local task gradients and the balanced gradients are averaged: for DB-MTL an approximation
+        # of balancing the global batch, exact for EW, UW, DWA and STCH.
+        self.wrapped = DistributedDataParallel(self.model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None) if runtime.distributed else self.model
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "state": json.dumps(self.state.__dict__),
+        }
+        partial = self.run_dir / f".{CHECKPOINT}.partial"
+        torch.save(payload, partial)
+        partial.replace(self.run_dir / CHECKPOINT)
+
+    def load_checkpoint(self) -> None:
+        path = self.run_dir / CHECKPOINT
+        if not path.is_file():
+            raise InputError(path, "no checkpoint to resume from")
+        payload = torch.load(path, map_location=self.runtime.device, weights_only=True)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.weighting.load_state_dict(payload["weighting"])
+        self.state = TrainingState(**json.loads(payload["state"]))
+
+    # -- one epoch -------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, progress: ProgressFn) -> dict:
+        seed_everything(self.config.train.seed * 1_000_003 + epoch)  # dropout etc.: same draws when resumed
+        loader = training_loader(self.train_view, self.config.data, self.config.train.seed, epoch, self.runtime.distributed)
+        steps = len(loader) if self.config.train.max_steps_per_epoch is None else min(len(loader), self.config.train.max_steps_per_epoch)
+        advance = progress(f"epoch {epoch + 1}/{self.config.train.epochs}", steps) if self.runtime.is_main else (lambda: None)
+        shared = self.model.shared_parameters()
+        sums = {task: 0.0 for task in self.config.tasks}
+        weights = {task: 0.0 for task in self.config.tasks}
+        self.model.train()
+        for step, batch in enumerate(loader):
+            if step == steps:
+                break
+            no_sync = self.wrapped.no_sync() if self.runtime.distributed else contextlib.nullcontext()
+            with no_sync:
+                with self.runtime.autocast():
+                    outputs = self.wrapped(batch["image"].to(self.runtime.device))
+                losses = task_losses(outputs, batch, self.runtime.device)
+                for task, loss in losses.items():
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"epoch {epoch + 1} step {step + 1}",
+                            f"the {task} loss is {loss.item()}: training diverged (try a lower optim.lr or optim.grad_clip)",
+                        )
+                self.optimizer.zero_grad(set_to_none=True)
+                applied = self.weighting.backward(losses, shared)
+            average_gradients(self.trainable + list(self.weighting.parameters()), self.runtime)
+            if self.config.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.trainable, self.config.optim.grad_clip)
+            self.optimizer.step()
+            for task, loss in losses.items():
+                sums[task] += loss.item()
+                weights[task] += float(applied.get(task, 1.0))
+            advance()
+        count = max(1, min(steps, len(loader)))
+        mean_losses = {task: total / count for task, total in self._across_ranks(sums).items()}
+        self.weighting.epoch_end(epoch, mean_losses)
+        self.scheduler.step()
+        return {"train_loss": mean_losses, "task_weights": {task: total / count for task, total in weights.items()}}
+
+    def _across_ranks(self, sums: dict[str, float]) -> dict[str, float]:
+        """Per-task loss sums averaged over the ranks, so that every rank's weighting method
+        (DWA's history, STCH's nadir) sees the same epoch losses."""
+        if not self.runtime.distributed:
+            return sums
+        values = torch.tensor(list(sums.values()), dtype=torch.float64, device=self.runtime.device)
+        torch.distributed.all_reduce(values)
+        return dict(zip(sums, (values / self.runtime.world_size).tolist()))
+
+    def validate(self) -> dict:
+        names = [cls.name for cls in self.card.classes]
+        predictions = predict(self.model, self.val_view, self.config.data, self.runtime.device, self.runtime.autocast)
+        return validation_metrics(predictions, self.card.root, names, self.card.activities)
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self, progress: ProgressFn = silent, report=lambda record: None, stop_after_epoch: int | None = None) -> TrainingState:
+        for epoch in range(self.state.next_epoch, self.config.train.epochs):
+            started = time.perf_counter()
+            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+            record.update(self.train_epoch(epoch, progress))
+            if self.runtime.is_main:
+                record["val"] = self.validate()
+                reference = self.state.history[0]["val"] if self.state.history else record["val"]
+                score = selection_score(record["val"], reference, self.config.train.selection)
+                record["selection_score"] = score
+                improved = score is not None and (self.state.best_score is None or score > self.state.best_score)
+                record["best"] = improved
+                record["seconds"] = round(time.perf_counter() - started, 3)
+                if improved:
+                    self.state.best_epoch, self.state.best_score = epoch + 1, score
+                    _save_state_dict(self.model.state_dict(), self.run_dir / BEST)
+                self.state.history.append(record)
+                self.state.next_epoch = epoch + 1
+                self.save_checkpoint()
+                # rewritten from the checkpointed history, so it always agrees with the checkpoint
+                lines = "".join(json.dumps(entry) + "\n" for entry in self.state.history)
+                write_bytes(self.run_dir / METRICS, lines.encode("utf-8"))
+                report(record)
+            else:
+                self.state.next_epoch = epoch + 1
+            self.runtime.barrier()
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+        return self.state
+
+
+def _save_state_dict(state_dict: dict, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save(state_dict, partial)
+    partial.replace(path)

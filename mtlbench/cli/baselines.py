@@ -1,0 +1,91 @@
+"""`mtlbench run-baseline` and `mtlbench weights inspect`: the reference runners of baselines/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mtlbench.cli.common import console, err_console, state
+from mtlbench.errors import InputError
+from mtlbench.progress import rich_progress
+
+weights_app = typer.Typer(help="Inspect backbone checkpoints.", no_args_is_help=True)
+
+
+def run_baseline(
+    ctx: typer.Context,
+    preset: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="A built dataset folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create."),
+    overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Backbone checkpoint (local file); without it the backbone is random."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    stop_after_epoch: Optional[int] = typer.Option(None, "--stop-after-epoch", min=1, help="Stop after this epoch (continue later with --resume)."),
+    list_presets: bool = typer.Option(False, "--list", help="List the presets and exit."),
+) -> None:
+    """Train a reference model, select it on val, predict and score the test split."""
+    from baselines.config import load_config, preset_description, preset_names
+
+    if list_presets:
+        table = Table(title="Presets", title_justify="left")
+        table.add_column("preset")
+        table.add_column("description")
+        for name in preset_names():
+            table.add_row(name, escape(preset_description(name)))
+        console.print(table)
+        return
+    from baselines.run import resumed_config, run_baseline as run
+
+    if resume is not None:
+        if preset or overrides or weights:
+            raise InputError("run-baseline", "--resume continues a run with its saved configuration: give no preset, --set or --weights")
+        config, out = resumed_config(resume), resume
+    else:
+        if preset is None or out is None:
+            raise InputError("run-baseline", "give a preset and --out RUN_DIR (or --resume RUN_DIR, or --list)")
+        extra = [f"model.encoder.weights={json.dumps(str(weights))}"] if weights else []
+        config = load_config(preset, list(overrides or []) + extra)
+    if dataset is None:
+        raise InputError("run-baseline", "--dataset DIR is required")
+    quiet = state(ctx).quiet
+    say = (lambda message: None) if quiet else (lambda message: console.print(message, highlight=False))
+    with rich_progress(err_console, quiet) as progress:
+        results = run(config, dataset, out, resume=resume is not None, stop_after_epoch=stop_after_epoch, progress=progress, say=say)
+    if results is not None and not quiet:
+        from mtlbench.evaluation.report import print_report
+
+        print_report(results, console)
+        console.print(f"run folder: {escape(str(out))}", highlight=False)
+
+
+@weights_app.command("inspect")
+def inspect(
+    path: Path = typer.Argument(..., help="A DINOv2 checkpoint file."),
+    prefix: str = typer.Option("", "--prefix", help="Key prefix to strip (e.g. 'pretrained.')."),
+) -> None:
+    """Report the detected architecture and any missing or unexpected keys; exit 1 unless it loads exactly."""
+    from baselines.models.checkpoints import inspect_weights
+
+    report = inspect_weights(path, prefix=prefix)
+    architecture = report["architecture"]
+    console.print(
+        f"{escape(str(path))}: {architecture['variant']} (depth {architecture['depth']}, dim {architecture['dim']}, "
+        f"{architecture['heads']} heads), {report['parameters']:,} parameters in {report['tensors']} tensors",
+        highlight=False,
+    )
+    for kind in ("missing", "unexpected", "mismatched"):
+        for key in report[kind][:20]:
+            console.print(f"  [red]{kind}[/] {escape(str(key))}", highlight=False)
+    if not report["loads_exactly"]:
+        raise InputError(path, "does not load exactly (see the keys above)")
+    console.print("[green]loads exactly[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run-baseline")(run_baseline)
+    app.add_typer(weights_app, name="weights")

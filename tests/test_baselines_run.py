@@ -1,0 +1,129 @@
+"""The reference-runner framework end to end on a tiny dataset: outputs, resumption, NaN stop, torchrun."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from baselines import train as train_module
+from baselines.augment import augment, sample_generator
+from baselines.config import DataConfig, load_config
+from baselines.run import run_baseline
+from mtlbench.builders.mtlendovis import build_mtlendovis
+from mtlbench.dataset.manifest import read_dataset
+from mtlbench.errors import InputError
+from mtlbench.evaluation.submission import open_submission
+
+# A two-block ViT of width 24 on 28x28 inputs: seconds per epoch on a CPU.
+TINY = [
+    "model.encoder.depth=2", "model.encoder.embed_dim=24", "model.encoder.num_heads=2", "model.head_channels=16",
+    "model.encoder.sma.groups=2", "model.aspp_rates=[1,2,3]", "data.input_size=[28,28]", "data.batch_size=2",
+    "data.eval_batch_size=4", "train.epochs=2",
+]
+
+
+@pytest.fixture
+def dataset(endovis_source: Path, tmp_path: Path) -> Path:
+    return build_mtlendovis(endovis_source, tmp_path / "ds")
+
+
+def weights_of(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_a_run_writes_every_output(dataset: Path, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    results = run_baseline(load_config("endoarss-tiny", TINY), dataset, run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "best.pt", "checkpoint.pt", "config.json", "metrics.jsonl", "predictions", "results.json", "run.json"
+    ]
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in epochs] == [1, 2]
+    assert set(epochs[0]["train_loss"]) == {"activity", "segmentation"}
+    assert "activity.accuracy" in epochs[0]["val"] and "segmentation.miou" in epochs[0]["val"]
+    assert isinstance(weights_of(run_dir / "best.pt"), dict)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["dataset"]["fingerprint"] == read_dataset(dataset).fingerprint
+    assert run["seed"] == 42 and run["device"] == "cpu" and run["comparable"] is False and "NOT COMPARABLE" in run["warning"]
+    assert 0 < run["parameters"]["trainable"] <= run["parameters"]["total"]
+    assert run["best_epoch"] in (1, 2)
+    with open_submission(run_dir / "predictions", read_dataset(dataset), "test") as submission:
+        assert submission.tasks == ("activity", "segmentation") and not submission.missing
+        assert submission.meta["comparable"] is False
+    assert json.loads((run_dir / "results.json").read_text())["segmentation"]["miou"] == results["segmentation"]["miou"]
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["preset"] == "endoarss-tiny" and saved["data"]["input_size"] == [28, 28]
+
+
+def test_resuming_reproduces_the_uninterrupted_run(dataset: Path, tmp_path: Path):
+    config = load_config("endoarss-tiny", TINY)
+    run_baseline(config, dataset, tmp_path / "straight")
+    assert run_baseline(config, dataset, tmp_path / "split", stop_after_epoch=1) is None
+    assert not (tmp_path / "split" / "results.json").exists()
+    run_baseline(config, dataset, tmp_path / "split", resume=True)
+    straight, split = weights_of(tmp_path / "straight" / "checkpoint.pt"), weights_of(tmp_path / "split" / "checkpoint.pt")
+    for key, tensor in straight["model"].items():
+        assert torch.equal(tensor, split["model"][key]), key
+    assert (tmp_path / "straight" / "metrics.jsonl").read_text().count("\n") == 2
+    lines = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+
+
+def test_a_nan_loss_stops_with_a_clear_message(dataset: Path, tmp_path: Path, monkeypatch):
+    real = train_module.task_losses
+
+    def poisoned(outputs, batch, device):
+        losses = real(outputs, batch, device)
+        losses["segmentation"] = losses["segmentation"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(train_module, "task_losses", poisoned)
+    with pytest.raises(InputError, match="the segmentation loss is nan: training diverged") as caught:
+        run_baseline(load_config("endoarss-tiny", TINY), dataset, tmp_path / "run")
+    assert caught.value.where == "epoch 1 step 1"
+
+
+def test_unknown_settings_and_presets_are_refused():
+    with pytest.raises(InputError, match="unknown setting"):
+        load_config("endoarss-tiny", ["optim.learning_rate=1"])
+    with pytest.raises(InputError, match="unknown preset"):
+        load_config("no-such-preset")
+    assert load_config("endoarss-ew").weighting.name == "ew"
+    assert load_config("endoarss-ew").model.encoder.adapter.kind == "dv-lora"  # inherited from endoarss
+
+
+def test_augmentations_depend_only_on_seed_epoch_and_index():
+    image = torch.rand(3, 40, 50)
+    mask = torch.randint(0, 5, (40, 50))
+    config = DataConfig(input_size=(24, 32), colour_jitter=0.3)
+    first = augment(image, mask, config, sample_generator(7, 3, 11))
+    again = augment(image, mask, config, sample_generator(7, 3, 11))
+    other = augment(image, mask, config, sample_generator(7, 4, 11))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
+    assert first[0].shape == (3, 24, 32) and first[1].shape == (24, 32)
+    assert set(first[1].unique().tolist()) <= set(range(5))  # nearest neighbour: no blended class ids
+
+
+def test_two_processes_with_gloo_end_with_identical_weights(dataset: Path, tmp_path: Path):
+    run_dir = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "mtlbench", "-q", "run-baseline", "endoarss-tiny", "--dataset", str(dataset), "--out", str(run_dir),
+        *[argument for setting in TINY for argument in ("--set", setting)], "--set", "train.device=cpu",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((run_dir / "run.json").read_text())
+    digests = run["final_weights_sha256_per_rank"]
+    assert run["world_size"] == 2 and len(digests) == 2 and digests[0] == digests[1]
+
+
+def test_cli_lists_presets():
+    result = subprocess.run([sys.executable, "-m", "mtlbench", "run-baseline", "--list"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for name in ("endoarss", "endoarss-tiny", "hps-resnet50", "single-task-resnet50", "endoarss-linear-probe"):
+        assert name in result.stdout
