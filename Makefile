@@ -29,6 +29,8 @@ demo: install
 	$(BIN)/mtlbench evaluate --write-dummy $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test --kind random --overwrite
 	$(BIN)/mtlbench evaluate $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test \
 		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
+	rm -rf $(DEMO)/runs/endoarss-tiny
+	$(BIN)/mtlbench run-baseline endoarss-tiny --dataset $(DEMO)/mtlendovis --out $(DEMO)/runs/endoarss-tiny
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -15,14 +15,14 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from mtlbench.demo import DemoSources, write_demo_sources
-from mtlbench.demo.endovis import DEMO_ACTIVITIES, RELEASES
+from mtlbench.demo.endovis import DEMO_ACTIVITIES, FRAMES_PER_SEQUENCE, RELEASES
 from mtlbench.sources.endovis18_vqa import frame_activity, read_actions
 from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES, ESD_ACTIVITIES, ESD_CLASSES, normalise_name
 
 # pycocotools' decode trips a numpy 2 deprecation on every call; it is theirs, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
 
-FRAMES = [f"frame{i:03d}" for i in range(16)]
+FRAMES = [f"frame{i:03d}" for i in range(FRAMES_PER_SEQUENCE)]
 VQA_SEQUENCES = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16}
 TEST_SEQUENCES, VAL_SEQUENCES = (1, 5, 16), (15,)
 POSITIONS = {"left-top", "right-top", "left-bottom", "right-bottom"}
@@ -70,7 +70,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 def test_returned_paths_and_progress(demo, progress_calls):
     assert demo.endovis_root.is_dir() and demo.vqa_root.is_dir() and demo.esd_images_dir.is_dir()
     assert demo.esd_coco_file.is_file() and demo.esd_activities_file.is_file()
-    assert [(total, done) for _, total, done in progress_calls] == [(240, 240), (90, 90)]
+    assert [(total, done) for _, total, done in progress_calls] == [(15 * FRAMES_PER_SEQUENCE,) * 2, (90, 90)]
 
 
 def test_endovis_layout_is_exactly_the_release_layout(demo):

@@ -1,6 +1,6 @@
 """Demo EndoVis 2018 scene-segmentation and EndoVis-18-VQA raw sources.
 
-The folders follow the real releases exactly as their zips unpack, with 16
+The folders follow the real releases exactly as their zips unpack, with 40
 frames per sequence at 320x256 instead of 149 at 1280x1024 so that everything runs on a CPU in
 seconds. Each frame's activity is chosen first and the scene is then drawn from it, so the
 activity can be learnt from the image:
@@ -42,7 +42,7 @@ from mtlbench.sources.endovis18_vqa import frame_activity
 from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES
 
 WIDTH, HEIGHT = 320, 256
-FRAMES_PER_SEQUENCE = 16
+FRAMES_PER_SEQUENCE = 40
 STEREO_DISPARITY_PX = 6
 # The camera drifts over a world this much larger than the frame on every side.
 CAMERA_MARGIN = 24
