@@ -1,2 +1,1 @@
-"""Reference runners (models, training). Arrives with the runners issue; the package exists so
-that the distribution's layout is stable from the start."""
+"""Reference runners: configuration, data, training, models and weighting methods (docs/baselines.md)."""

@@ -85,6 +85,8 @@ def measure(arguments: argparse.Namespace, overrides: list[str]) -> dict:
         "peak_memory_mib": peak,
         "trainable": sum(p.numel() for p in trainable),
         "total": sum(p.numel() for p in model.parameters()),
+        "encoder_trainable": sum(p.numel() for p in model.encoder.vit.parameters() if p.requires_grad),
+        "encoder_total": sum(p.numel() for p in model.encoder.vit.parameters()),
     }
 
 
@@ -109,10 +111,11 @@ def main() -> None:
             [sys.executable, __file__, *passed, "--one", json.dumps(overrides)], capture_output=True, text=True, check=True
         ).stdout
         figures = json.loads(output.strip().splitlines()[-1])
-        share = 100 * figures["trainable"] / figures["total"]
+        backbone_share = 100 * figures["encoder_trainable"] / figures["encoder_total"]
         print(
-            f"  {name:50s} {figures['images_per_second']:7.2f} images/s  peak {figures['peak_memory_mib']:8.0f} MiB  "
-            f"trainable {figures['trainable']:,} of {figures['total']:,} ({share:.2f}%)"
+            f"  {name:50s} {figures['images_per_second']:7.2f} images/s  peak {figures['peak_memory_mib']:6.0f} MiB  "
+            f"trainable: {figures['trainable']:,} of {figures['total']:,} in all, "
+            f"{figures['encoder_trainable']:,} of the ViT's {figures['encoder_total']:,} ({backbone_share:.2f}%)"
         )
 
 

@@ -219,3 +219,21 @@ def test_bad_settings_are_input_errors(changes, where):
 def test_input_size_must_be_multiples_of_the_patch():
     with pytest.raises(InputError, match="multiples of 14"):
         build_dinov2_encoder(tiny_config(), TASKS, (224, 225))
+
+
+def test_weights_inspect_command(tmp_path):
+    import subprocess
+    import sys
+
+    exact = save(official_state_dict(registers=True), tmp_path / "dinov2_vits14_reg4_pretrain.pth")
+    shown = subprocess.run([sys.executable, "-m", "mtlbench", "weights", "inspect", str(exact)], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "vits14_reg4" in shown.stdout and "loads exactly" in shown.stdout
+    extra = official_state_dict()
+    extra["head.weight"] = torch.zeros(1000, 384)
+    broken = subprocess.run(
+        [sys.executable, "-m", "mtlbench", "weights", "inspect", str(save(extra, tmp_path / "extra.pth"))],
+        capture_output=True, text=True,
+    )
+    assert broken.returncode == 1 and "unexpected head.weight" in broken.stdout
+    assert broken.stderr.strip().startswith("error: ") and "does not load exactly" in broken.stderr
