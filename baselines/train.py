@@ -141,7 +141,7 @@ class Trainer:
         seed_everything(self.config.train.seed * 1_000_003 + epoch)  # dropout etc.: same draws when resumed
         loader = training_loader(self.train_view, self.config.data, self.config.train.seed, epoch, self.runtime.distributed)
         steps = len(loader) if self.config.train.max_steps_per_epoch is None else min(len(loader), self.config.train.max_steps_per_epoch)
-        advance = progress(f"epoch {epoch + 1}/{self.config.train.epochs}", steps) if self.runtime.is_main else (lambda: None)
+        advance = progress(f"epoch {epoch + 1}/{self.config.train.epochs}", steps) if self.runtime.is_main else silent("", 0)
         shared = self.model.shared_parameters()
         sums = {task: 0.0 for task in self.config.tasks}
         weights = {task: 0.0 for task in self.config.tasks}
@@ -169,7 +169,7 @@ class Trainer:
             for task, loss in losses.items():
                 sums[task] += loss.item()
                 weights[task] += float(applied.get(task, 1.0))
-            advance()
+            advance("loss " + " ".join(f"{task} {total / (step + 1):.3f}" for task, total in sums.items()))
         count = max(1, min(steps, len(loader)))
         mean_losses = {task: total / count for task, total in self._across_ranks(sums).items()}
         self.weighting.epoch_end(epoch, mean_losses)

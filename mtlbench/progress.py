@@ -1,7 +1,8 @@
 """Progress reporting that library code can call without knowing about the terminal.
 
-A `ProgressFn` is called as `progress(description, total)` and returns an `advance()` callable.
-The CLI passes a rich progress bar; library callers pass nothing and get silence.
+A `ProgressFn` is called as `progress(description, total)` and returns an `advance(note=None)`
+callable; a note (e.g. running losses) is shown after the description. The CLI passes a rich
+progress bar; library callers pass nothing and get silence.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-Advance = Callable[[], None]
+Advance = Callable[..., None]
 ProgressFn = Callable[[str, int], Advance]
 
 
 def silent(description: str, total: int) -> Advance:
-    return lambda: None
+    return lambda note=None: None
 
 
 @contextlib.contextmanager
@@ -38,6 +39,10 @@ def rich_progress(console: Console, quiet: bool = False) -> Iterator[ProgressFn]
 
         def start(description: str, total: int) -> Advance:
             task = bar.add_task(description, total=total)
-            return lambda: bar.advance(task)
+
+            def advance(note: str | None = None) -> None:
+                bar.update(task, advance=1, **({"description": f"{description} {note}"} if note else {}))
+
+            return advance
 
         yield start
