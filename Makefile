@@ -29,8 +29,11 @@ demo: install
 	$(BIN)/mtlbench evaluate --write-dummy $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test --kind random --overwrite
 	$(BIN)/mtlbench evaluate $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test \
 		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
+	$(BIN)/mtlbench build-dataset mtlendovis-gen --base $(DEMO)/mtlendovis --out $(DEMO)/mtlendovis-gen --frames 24 \
+		--workers 2 --overwrite
 	rm -rf $(DEMO)/runs/endoarss-tiny
-	$(BIN)/mtlbench run-baseline endoarss-tiny --dataset $(DEMO)/mtlendovis --out $(DEMO)/runs/endoarss-tiny
+	$(BIN)/mtlbench run-baseline endoarss-tiny --dataset $(DEMO)/mtlendovis --out $(DEMO)/runs/endoarss-tiny \
+		--gen $(DEMO)/mtlendovis-gen
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -91,10 +91,14 @@ def run_baseline(
     *,
     resume: bool = False,
     stop_after_epoch: int | None = None,
+    gen: Path | None = None,
     progress: ProgressFn = silent,
     say=lambda message: None,
 ) -> dict | None:
-    """Returns the evaluator's results, or None when stopped early (continue with resume=True)."""
+    """Returns the evaluator's results, or None when stopped early (continue with resume=True).
+
+    With `gen` (a robustness set built from the same dataset) the selected model also predicts
+    it, and RUN_DIR/gen/results.json scores it against this run's clean test results."""
     started = time.perf_counter()
     runtime = start(config.train)
     try:
@@ -123,6 +127,8 @@ def run_baseline(
         results = None
         if runtime.is_main:
             results = _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests)
+            if gen is not None:
+                results["gen"] = _score_gen(config, read_dataset(gen), model, runtime, run_dir, results, counts, weights)
             if weights is None:
                 say(f"[bold red]{NOT_COMPARABLE}[/]")
         runtime.barrier()
@@ -138,11 +144,10 @@ def _epoch_line(record: dict) -> str:
     return f"epoch {record['epoch']}: loss {losses} | val {validation}{mark}"
 
 
-def _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests) -> dict:
+def _predict_and_score(config, card, model, runtime, folder: Path, counts, weights, **evaluation) -> dict:
+    """Predict the test split of `card` into folder/predictions and score it."""
     import mtlbench
 
-    model.load_state_dict(torch.load(run_dir / BEST, map_location=runtime.device, weights_only=True))
-    test_view = SplitView(card, "test", config.data, train=False, seed=config.train.seed)
     meta = {
         "method": f"mtlbench-baseline/{config.preset}",
         "dataset_fingerprint": card.fingerprint,
@@ -153,12 +158,30 @@ def _finish(config, card, model, runtime, run_dir, state, counts, weights, start
         "trainable_parameter_count": counts["trainable"],
         "pretrained_weights": weights,
         "comparable": weights is not None,
+        **({"warning": NOT_COMPARABLE} if weights is None else {}),
     }
-    if weights is None:
-        meta["warning"] = NOT_COMPARABLE
-    predictions = write_submission(predict(model, test_view, config.data, runtime.device, runtime.autocast), card, run_dir / PREDICTIONS, meta)
-    results = mtlbench.evaluate(predictions, card, "test", seed=config.train.seed)
-    write_bytes(run_dir / RESULTS_FILE, dump_json(results).encode("utf-8"))
+    view = SplitView(card, "test", config.data, train=False, seed=config.train.seed)
+    predictions = write_submission(predict(model, view, config.data, runtime.device, runtime.autocast), card, folder / PREDICTIONS, meta)
+    results = mtlbench.evaluate(predictions, card, "test", seed=config.train.seed, **evaluation)
+    write_bytes(folder / RESULTS_FILE, dump_json(results).encode("utf-8"))
+    return results
+
+
+def _score_gen(config, gen_card: DatasetCard, model, runtime, run_dir: Path, clean_results: dict, counts, weights) -> dict:
+    if "corruption" not in gen_card.samples[0].extra:
+        raise InputError(gen_card.root, "--gen needs a robustness set (build-dataset mtlendovis-gen)")
+    folder = run_dir / "gen"
+    folder.mkdir(exist_ok=True)
+    results = _predict_and_score(config, gen_card, model, runtime, folder, counts, weights, clean=clean_results)
+    from mtlbench.evaluation.robustness_report import robustness_plot
+
+    robustness_plot(results["robustness"], folder / "robustness.png")
+    return results
+
+
+def _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests) -> dict:
+    model.load_state_dict(torch.load(run_dir / BEST, map_location=runtime.device, weights_only=True))
+    results = _predict_and_score(config, card, model, runtime, run_dir, counts, weights)
     record = {
         "preset": config.preset,
         "command": sys.argv,

@@ -127,3 +127,18 @@ def test_cli_lists_presets():
     assert result.returncode == 0
     for name in ("endoarss", "endoarss-tiny", "hps-resnet50", "single-task-resnet50", "endoarss-linear-probe"):
         assert name in result.stdout
+
+
+def test_a_run_also_scores_a_robustness_set(dataset: Path, tmp_path: Path):
+    from mtlbench.builders.mtlendovis_gen import build_mtlendovis_gen
+
+    gen = build_mtlendovis_gen(dataset, tmp_path / "gen", corruptions=("gaussian_blur", "bleeding"), severities=(1, 5))
+    results = run_baseline(load_config("endoarss-tiny", TINY + ["train.epochs=1"]), dataset, tmp_path / "run", gen=gen)
+    folder = tmp_path / "run" / "gen"
+    assert sorted(p.name for p in folder.iterdir()) == ["predictions", "results.json", "robustness.png"]
+    summary = json.loads((folder / "results.json").read_text())["robustness"]
+    assert summary == results["gen"]["robustness"]
+    assert summary["clean"]["segmentation.miou"] == results["segmentation"]["miou"]  # P_clean from the run's own test split
+    assert summary["clean_source"] and len(summary["table"]) == 4
+    with open_submission(folder / "predictions", read_dataset(gen), "test") as submission:
+        assert submission.meta["dataset_fingerprint"] == read_dataset(gen).fingerprint

@@ -11,6 +11,7 @@ BUILDERS: dict[str, str] = {
     "mtlesd-coco": "mtlbench.builders.mtlesd:build_mtlesd_from_coco",
     "mtlesd-release": "mtlbench.builders.mtlesd:build_mtlesd_from_release",
     "endoarss-release": "mtlbench.builders.endoarss_release:build_from_release",
+    "mtlendovis-gen": "mtlbench.builders.mtlendovis_gen:build_mtlendovis_gen",
 }
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mtlbench import __version__
-from mtlbench.cli import baselines, build, datasets, demo, evaluate
+from mtlbench.cli import baselines, build, datasets, demo, evaluate, robustness
 from mtlbench.cli.common import State, err_console
 from mtlbench.errors import InputError
 
@@ -41,6 +41,7 @@ datasets.register(app)
 demo.register(app)
 evaluate.register(app)
 baselines.register(app)
+robustness.register(app)
 
 
 def main() -> None:

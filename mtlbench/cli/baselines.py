@@ -27,6 +27,7 @@ def run_baseline(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     stop_after_epoch: Optional[int] = typer.Option(None, "--stop-after-epoch", min=1, help="Stop after this epoch (continue later with --resume)."),
     list_presets: bool = typer.Option(False, "--list", help="List the presets and exit."),
+    gen: Optional[Path] = typer.Option(None, "--gen", help="Also predict and score this robustness set (build-dataset mtlendovis-gen)."),
 ) -> None:
     """Train a reference model, select it on val, predict and score the test split."""
     from baselines.config import load_config, preset_description, preset_names
@@ -55,11 +56,14 @@ def run_baseline(
     quiet = state(ctx).quiet
     say = (lambda message: None) if quiet else (lambda message: console.print(message, highlight=False))
     with rich_progress(err_console, quiet) as progress:
-        results = run(config, dataset, out, resume=resume is not None, stop_after_epoch=stop_after_epoch, progress=progress, say=say)
+        results = run(config, dataset, out, resume=resume is not None, stop_after_epoch=stop_after_epoch, gen=gen, progress=progress, say=say)
     if results is not None and not quiet:
         from mtlbench.evaluation.report import print_report
+        from mtlbench.evaluation.robustness_report import print_robustness
 
         print_report(results, console)
+        if "gen" in results:
+            print_robustness(results["gen"]["robustness"], console)
         console.print(f"run folder: {escape(str(out))}", highlight=False)
 
 

@@ -103,3 +103,32 @@ def endoarss_release(
         workers=workers,
         exports=comma_list(export),
     )
+
+
+@app.command("mtlendovis-gen")
+def mtlendovis_gen(
+    ctx: typer.Context,
+    base: Path = typer.Option(..., "--base", help="A built dataset (MTLEndovis, MTLESD, ...) whose test split is corrupted."),
+    out: Path = OUT,
+    corruptions: Optional[str] = typer.Option(None, "--corruptions", help="Comma-separated corruptions (default: the 13 of MTLEndovis-Gen)."),
+    severities: str = typer.Option("1,2,3,4,5", "--severities", help="Comma-separated severities."),
+    seed: int = typer.Option(0, "--seed", help="Global seed; each output's seed derives from it, the sample, corruption and severity."),
+    release_compat: bool = typer.Option(False, "--release-compat", help="The release's protocol: corrupt at 256x256 and resize back."),
+    include_clean: bool = typer.Option(False, "--include-clean", help="Also add each frame uncorrupted (corruption 'clean'), so evaluate finds P_clean."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Use only this many test frames, evenly spaced (quick runs)."),
+    overwrite: bool = OVERWRITE,
+    workers: int = WORKERS,
+    export: Optional[str] = EXPORT,
+) -> None:
+    """MTLEndovis-Gen: a dataset's test frames under noise, blur, compression, spatter and bleeding."""
+    from mtlbench.corruptions import DEFAULT_CORRUPTIONS
+
+    try:
+        severity_list = [int(value) for value in comma_list(severities)]
+    except ValueError:
+        raise InputError("--severities", f"not a comma-separated list of integers: {severities!r}") from None
+    _run(
+        ctx, "mtlendovis-gen", out, base=base, corruptions=comma_list(corruptions) or DEFAULT_CORRUPTIONS,
+        severities=severity_list, seed=seed, release_compat=release_compat, include_clean=include_clean,
+        frames=frames, overwrite=overwrite, workers=workers, exports=comma_list(export),
+    )

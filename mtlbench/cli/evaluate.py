@@ -33,6 +33,8 @@ def evaluate(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals; 0 turns them off."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap, and of a random dummy."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG plots into this folder."),
+    clean: Optional[Path] = typer.Option(None, "--clean", help="Robustness sets: results.json of the same model on the clean test split (P_clean)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Robustness sets: results.json of a reference model on the same set (CE, mCE)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score missing predictions as wrong instead of refusing."),
     ignore_fingerprint: bool = typer.Option(False, "--ignore-fingerprint", help="Accept a submission made for another dataset fingerprint."),
     show_format: bool = typer.Option(False, "--format", help="Print the expected submission format and exit."),
@@ -63,10 +65,19 @@ def evaluate(
     from mtlbench.evaluation.report import print_report
 
     baselines = [_read_baseline(path) for path in baseline or []]
+    robustness_inputs = {}
+    if clean is not None:
+        robustness_inputs.update(clean=_read_baseline(clean), clean_source=f"clean results {clean.name}")
+    if reference is not None:
+        reference_results = _read_baseline(reference)
+        if "robustness" not in reference_results:
+            raise InputError(reference, "not the results of a robustness set (no robustness section)")
+        method = reference_results.get("submission", {}).get("meta", {}).get("method")
+        robustness_inputs.update(reference=reference_results, reference_name=method or reference.name)
     with rich_progress(err_console, quiet) as progress:
         results = run_evaluation(
             predictions, card, split, baselines=baselines, workers=workers, bootstrap=bootstrap, seed=seed,
-            allow_missing=allow_missing, ignore_fingerprint=ignore_fingerprint, progress=progress,
+            allow_missing=allow_missing, ignore_fingerprint=ignore_fingerprint, progress=progress, **robustness_inputs,
         )
     if out is not None:
         write_bytes(Path(out), dump_json(results).encode("utf-8"))
@@ -76,6 +87,10 @@ def evaluate(
         write_plots(results, plots)
     if not quiet:
         print_report(results, console)
+        if "robustness" in results:
+            from mtlbench.evaluation.robustness_report import print_robustness
+
+            print_robustness(results["robustness"], console)
         if out is not None:
             console.print(f"results: {escape(str(out))}", highlight=False)
         if plots is not None:

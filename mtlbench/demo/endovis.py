@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mtlbench.demo import scene
+from mtlbench.noise_fields import fractal_noise
 from mtlbench.pngio import write_bytes, write_png
 from mtlbench.progress import Advance, ProgressFn
 from mtlbench.sources.endovis18_vqa import frame_activity
@@ -238,7 +239,7 @@ class SequenceLook:
 def make_look(rng: np.random.Generator) -> SequenceLook:
     world_h, world_w = HEIGHT + 2 * CAMERA_MARGIN, WIDTH + 2 * CAMERA_MARGIN
     world = Canvas(scene.tissue_texture(rng, world_h, world_w, **TISSUE), np.zeros((world_h, world_w), np.uint8))
-    fat_patches = np.clip((scene.fractal_noise(rng, world_h, world_w, 60.0) - 0.58) * 5.0, 0.0, 1.0)
+    fat_patches = np.clip((fractal_noise(rng, world_h, world_w, 60.0) - 0.58) * 5.0, 0.0, 1.0)
     fat = scene.tissue_texture(rng, world_h, world_w, cell=18.0, vessel_strength=0.3, **FAT)
     scene.blend_image(world.image, fat, fat_patches)
     kidney_radius = rng.uniform(55, 75)
@@ -553,7 +554,7 @@ def add_effects(rng: np.random.Generator, image: np.ndarray, effects: FrameEffec
         scene.blend(image, (1.0, 0.62, 0.25), 0.45 * scene.radial_falloff(HEIGHT, WIDTH, tuple(tip), 14.0))
         scene.blend(image, (1.0, 0.97, 0.85), 0.95 * scene.radial_falloff(HEIGHT, WIDTH, tuple(tip), 5.0))
     for centre in effects.smoke_centres:
-        wisps = scene.fractal_noise(rng, HEIGHT, WIDTH, 40.0, octaves=3)
+        wisps = fractal_noise(rng, HEIGHT, WIDTH, 40.0, octaves=3)
         density = (
             rng.uniform(0.45, 0.7) * wisps * scene.radial_falloff(HEIGHT, WIDTH, tuple(centre), rng.uniform(55, 85))
         )

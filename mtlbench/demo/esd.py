@@ -31,6 +31,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from mtlbench.demo import scene
+from mtlbench.noise_fields import value_noise
 from mtlbench.pngio import write_bytes, write_png
 from mtlbench.progress import Advance, ProgressFn
 from mtlbench.taxonomies import ESD_ACTIVITIES
@@ -101,7 +102,7 @@ def make_look(rng: np.random.Generator) -> VideoLook:
     )
     mucosa = scene.tissue_texture(rng, world_h, world_w, cell=36.0, vessel_strength=0.35, **MUCOSA)
     # Areae gastricae: the fine cobbled pattern of the stomach lining.
-    cobbles = scene.value_noise(rng, world_h, world_w, 5.0)
+    cobbles = value_noise(rng, world_h, world_w, 5.0)
     mucosa *= (0.93 + 0.1 * cobbles)[..., None]
     # The lesion: a flat, slightly reddened patch, the target of the dissection.
     lesion_outline = scene.blob_polygon(
@@ -287,7 +288,7 @@ def draw_dissection(rng: np.random.Generator, frame: Frame, progress: float) -> 
     depth = xs * flap.peel[0] + ys * flap.peel[1]
     sideways = ys * flap.peel[0] - xs * flap.peel[1]
     # Fibres of the stretched submucosa run in the peel direction: a random profile across them.
-    wavy = sideways - sideways.min() + 4.0 * scene.value_noise(rng, HEIGHT, WIDTH, 16.0)
+    wavy = sideways - sideways.min() + 4.0 * value_noise(rng, HEIGHT, WIDTH, 16.0)
     profile = rng.random(int(wavy.max() / 2) + 2)
     fibres = np.interp(wavy / 2, np.arange(len(profile)), profile)
     mucosa = frame.annotate(

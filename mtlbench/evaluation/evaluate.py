@@ -15,7 +15,7 @@ from mtlbench import __version__
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
 from mtlbench.evaluation.streaming import MaskPair, frame_confusions
 from mtlbench.evaluation.submission import Submission, open_submission
-from mtlbench.metrics import activity, segmentation
+from mtlbench.metrics import activity, robustness, segmentation
 from mtlbench.metrics.bootstrap import cluster_bootstrap, sum_by_sequence
 from mtlbench.metrics.multitask import multitask_deltas
 from mtlbench.progress import ProgressFn, silent
@@ -39,9 +39,19 @@ def evaluate(
     seed: int = 0,
     allow_missing: bool = False,
     ignore_fingerprint: bool = False,
+    clean: dict | None = None,
+    clean_source: str = "clean results given by the caller",
+    reference: dict | None = None,
+    reference_name: str | None = None,
     progress: ProgressFn = silent,
 ) -> dict:
-    """Score a submission; see docs/format-submission.md for its format and docs/metrics.md for the output."""
+    """Score a submission; see docs/format-submission.md for its format and docs/metrics.md for the output.
+
+    On a robustness set (samples with a `corruption` column) the results also hold `robustness`:
+    the metrics per corruption and severity, mPC and rPC against `clean` (a results dict of the
+    clean test split; without it, the set's own `clean` frames if it has them) and CE / mCE
+    against `reference` (the results dict of a reference model on the same set, named
+    `reference_name`)."""
     card = dataset if isinstance(dataset, DatasetCard) else read_dataset(dataset)
     with open_submission(
         Path(predictions), card, split, allow_missing=allow_missing, ignore_fingerprint=ignore_fingerprint
@@ -55,8 +65,10 @@ def evaluate(
             "counts": {"frames": len(samples), "sequences": len(set(sequences))},
             "bootstrap": {"resamples": bootstrap, "seed": seed, "confidence": 0.95, "unit": "sequence"},
         }
+        truth = predicted = confusions = None
         if "activity" in submission.tasks:
-            results["activity"] = _score_activity(card, samples, submission, bootstrap, seed)
+            truth, predicted, scores = _activity_arrays(card, samples, submission)
+            results["activity"] = _score_activity(card, samples, truth, predicted, scores, bootstrap, seed)
         else:
             results["activity"] = _not_scored(ACTIVITY_HEADLINE)
         if "segmentation" in submission.tasks:
@@ -64,6 +76,18 @@ def evaluate(
             results["segmentation"] = _score_segmentation(card, samples, confusions, bootstrap, seed)
         else:
             results["segmentation"] = _not_scored(SEGMENTATION_HEADLINE)
+    if "corruption" in samples[0].extra:
+        conditions = [(sample.extra["corruption"], int(sample.extra["severity"])) for sample in samples]
+        per_condition = robustness.condition_metrics(
+            conditions, truth, predicted, card.activities, confusions, [cls.name for cls in card.classes]
+        )
+        results["robustness"] = robustness.robustness_summary(
+            per_condition,
+            robustness.clean_from_results(clean) if clean is not None else None,
+            reference.get("robustness") if reference is not None else None,
+            reference_name,
+            **({"clean_source": clean_source} if clean is not None else {}),
+        )
     if baselines:
         results["multitask"] = multitask_deltas(results, baselines)
     results["definitions"] = {
@@ -89,13 +113,18 @@ def _with_intervals(metrics: dict, per_sequence: dict[str, np.ndarray], statisti
     return metrics
 
 
-def _score_activity(card, samples, submission: Submission, resamples: int, seed: int) -> dict:
+def _activity_arrays(card, samples, submission: Submission) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """True and predicted activity ids (-1: missing) and the scores (all-zero rows when missing)."""
     truth = np.array([sample.activity_id for sample in samples], dtype=np.intp)
     predicted = np.array([submission.predicted_activity.get(s.sample_id, -1) for s in samples], dtype=np.intp)
     scores = None
     if submission.scores is not None:
         zeros = np.zeros(len(card.activities))
         scores = np.stack([submission.scores.get(sample.sample_id, zeros) for sample in samples])
+    return truth, predicted, scores
+
+
+def _score_activity(card, samples, truth, predicted, scores, resamples: int, seed: int) -> dict:
     sequences = [sample.sequence for sample in samples]
     metrics = activity.activity_metrics(truth, predicted, card.activities, scores=scores, sequences=sequences)
     _, per_sequence = activity.sequence_confusions(truth, predicted, len(card.activities), sequences)

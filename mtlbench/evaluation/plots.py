@@ -12,7 +12,7 @@ from mtlbench.pngio import write_bytes
 DPI = 120
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,18 +21,18 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> Path:
+def save_figure(figure, path: Path) -> Path:
     figure.tight_layout()
     buffer = io.BytesIO()
     # No "Software" text chunk: the same results give the same bytes.
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    _pyplot().close(figure)
+    pyplot().close(figure)
     write_bytes(path, buffer.getvalue())
     return path
 
 
 def confusion_plot(results: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     names = [row["name"] for row in results["activity"]["per_class"]]
     counts = np.array(results["activity"]["confusion_matrix"], dtype=float)
     columns = names + (["(missing)"] if counts[:, -1].any() else [])
@@ -51,11 +51,11 @@ def confusion_plot(results: dict, path: Path) -> Path:
     axes.set_ylabel("true activity")
     axes.set_title("Activity confusion (colour: share of the true activity's frames)", fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.046)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 1.2 + 0.3 * len(labels)))
     positions = np.arange(len(labels))
     shown = [0.0 if value is None else value for value in values]
@@ -67,7 +67,7 @@ def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) 
     axes.set_xlim(0, 1.1)
     axes.set_xlabel(xlabel)
     axes.set_title(title, fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def class_iou_plot(results: dict, path: Path) -> Path:
@@ -92,4 +92,8 @@ def write_plots(results: dict, folder: Path) -> list[Path]:
         written.append(class_iou_plot(results, folder / "segmentation_class_iou.png"))
         if results["segmentation"].get("per_activity"):
             written.append(activity_miou_plot(results, folder / "segmentation_activity_miou.png"))
+    if "robustness" in results:
+        from mtlbench.evaluation.robustness_report import robustness_plot
+
+        written.append(robustness_plot(results["robustness"], folder / "robustness.png"))
     return written

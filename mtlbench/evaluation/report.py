@@ -27,7 +27,7 @@ HEADLINE_LABELS = {
 }
 
 
-def _number(value) -> str:
+def format_number(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
@@ -46,7 +46,7 @@ def headline_table(results: dict) -> Table:
             table.add_row(task, "(not in the submission)", "", "")
             continue
         for key, label in labels.items():
-            table.add_row(task, label, _number(section.get(key)), _interval(section, key))
+            table.add_row(task, label, format_number(section.get(key)), _interval(section, key))
     per_sequence = results["activity"].get("per_sequence_accuracy")
     if per_sequence:
         spread = "" if per_sequence["std"] is None else f" +- {per_sequence['std']:.4f}"
@@ -64,7 +64,7 @@ def class_table(results: dict) -> Table:
         table.add_column(column, justify="right" if column != "class" else "left")
     for row in results["segmentation"]["per_class"]:
         table.add_row(
-            str(row["id"]), escape(row["name"]), _number(row["iou"]), _number(row["dice"]),
+            str(row["id"]), escape(row["name"]), format_number(row["iou"]), format_number(row["dice"]),
             f"{row['gt_pixels']:,}", f"{row['pred_pixels']:,}",
         )
     return table
@@ -79,7 +79,7 @@ def activity_table(results: dict) -> Table:
         miou = segmentation_rows.get(row["id"], {}).get("miou")
         table.add_row(
             str(row["id"]), escape(row["name"]), str(row.get("support", "")),
-            _number(row.get("precision")), _number(row.get("recall")), _number(row.get("f1")), _number(miou),
+            format_number(row.get("precision")), format_number(row.get("recall")), format_number(row.get("f1")), format_number(miou),
         )
     return table
 

@@ -1,0 +1,115 @@
+"""MTLEndovis-Gen: a built dataset's test frames under image corruptions, for robustness.
+
+One sample per (frame, corruption, severity), with the clean frame's mask and activity, and the
+manifest columns `corruption`, `severity` and `clean_sample_id`. Any built dataset can be the
+base (MTLEndovis by default; MTLESD works too). Each output's seed derives from (seed, sample_id,
+corruption, severity), so a rebuild is byte-identical whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mtlbench.corruptions import DEFAULT_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, describe_parameters, output_seed
+from mtlbench.dataset.manifest import Sample, read_dataset
+from mtlbench.dataset.writer import DatasetSpec, SampleJob, build_dataset
+from mtlbench.errors import InputError
+from mtlbench.progress import ProgressFn, silent
+from mtlbench.sources.corrupted import CLEAN, CorruptedImage, DatasetMask
+
+VERSION = "1.0.0"
+BUILDER_VERSION = "1.0.0"
+EXTRA_COLUMNS = ("corruption", "severity", "clean_sample_id")
+
+
+def _check_choices(corruptions: Sequence[str], severities: Sequence[int]) -> None:
+    known = DEFAULT_CORRUPTIONS + EXTRA_CORRUPTIONS
+    unknown = [name for name in corruptions if name not in known]
+    if unknown or not corruptions:
+        raise InputError("--corruptions", f"unknown or no corruptions {unknown} (known: {', '.join(known)})")
+    if not severities or any(severity not in SEVERITIES for severity in severities):
+        raise InputError("--severities", f"severities must be among {', '.join(map(str, SEVERITIES))}")
+
+
+def evenly_spaced(samples: tuple[Sample, ...], count: int | None) -> tuple[Sample, ...]:
+    """`count` samples spread evenly over the manifest order (all of them when count is None)."""
+    if count is None or count >= len(samples):
+        return samples
+    if count < 1:
+        raise InputError("--frames", "must be at least 1")
+    return tuple(samples[int(i)] for i in np.unique(np.linspace(0, len(samples) - 1, count).round()))
+
+
+def _job(sample: Sample, root: Path, corruption: str, severity: int, seed: int, release_compat: bool) -> SampleJob:
+    suffix = CLEAN if corruption == CLEAN else f"{corruption}_s{severity}"
+    return SampleJob(
+        sample_id=f"{sample.sample_id}__{suffix}",
+        split="test",
+        sequence=sample.sequence,
+        frame=sample.frame,
+        activity_id=sample.activity_id,
+        image=CorruptedImage(root / sample.image, corruption, severity, output_seed(seed, sample.sample_id, corruption, severity), release_compat),
+        mask=DatasetMask(root / sample.mask),
+        extra=(("corruption", corruption), ("severity", str(severity)), ("clean_sample_id", sample.sample_id)),
+    )
+
+
+def build_mtlendovis_gen(
+    base: Path,
+    out: Path,
+    *,
+    corruptions: Sequence[str] = DEFAULT_CORRUPTIONS,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    release_compat: bool = False,
+    include_clean: bool = False,
+    frames: int | None = None,
+    overwrite: bool = False,
+    workers: int = 1,
+    exports: Sequence[str] = (),
+    progress: ProgressFn = silent,
+) -> Path:
+    corruptions, severities = tuple(corruptions), tuple(int(s) for s in severities)
+    _check_choices(corruptions, severities)
+    card = read_dataset(base)
+    if "test" not in card.split_names or not card.split("test"):
+        raise InputError(card.root, "the base dataset has no test samples")
+    if "corruption" in card.samples[0].extra:
+        raise InputError(card.root, "the base is already a robustness set; give the clean dataset")
+    chosen = evenly_spaced(card.split("test"), frames)
+    jobs = [_job(sample, card.root, c, s, seed, release_compat) for sample in chosen for c in corruptions for s in severities]
+    if include_clean:
+        jobs += [_job(sample, card.root, CLEAN, 0, seed, release_compat) for sample in chosen]
+    spec = DatasetSpec(
+        name=f"{card.name}-gen",
+        version=VERSION,
+        builder_version=BUILDER_VERSION,
+        source={
+            "description": f"robustness set of the {card.name} {card.meta['version']} test split: corrupted copies of its frames",
+            "base": {"name": card.name, "version": card.meta["version"], "fingerprint": card.fingerprint},
+            "base_test_frames": len(card.split("test")),
+            "frames_used": len(chosen),
+        },
+        classes=card.classes,
+        activities=card.activities,
+        splits=("test",),
+        build_parameters={
+            "corruptions": list(corruptions),
+            "severities": list(severities),
+            "include_clean": include_clean,
+            "frames": "all test frames" if frames is None else f"{len(chosen)} evenly spaced in manifest order",
+            "seed": seed,
+            "seed_rule": "each output's seed = output_seed(seed, clean sample_id, corruption, severity), sha256-derived",
+            "geometry": "every output has its clean frame's exact size" + (
+                "; release protocol: resized to 256x256, corrupted, resized back" if release_compat else
+                "; spatial parameters scaled by min(height, width) / 256"
+            ),
+            "release_compat": release_compat,
+            "corruption_parameters": describe_parameters(),
+        },
+        extra_columns=EXTRA_COLUMNS,
+    )
+    return build_dataset(spec, jobs, [], out, overwrite=overwrite, workers=workers, exports=exports, progress=progress)
