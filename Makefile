@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/mtlbench evaluate $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test \
 		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
 	$(BIN)/mtlbench build-dataset mtlendovis-gen --base $(DEMO)/mtlendovis --out $(DEMO)/mtlendovis-gen --frames 24 \
-		--workers 2 --overwrite
+		--include-clean --workers 2 --overwrite
 	rm -rf $(DEMO)/runs/endoarss-tiny
 	$(BIN)/mtlbench run-baseline endoarss-tiny --dataset $(DEMO)/mtlendovis --out $(DEMO)/runs/endoarss-tiny \
 		--gen $(DEMO)/mtlendovis-gen

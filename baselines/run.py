@@ -24,6 +24,7 @@ from mtlbench.atomic import check_target
 from mtlbench.dataset.manifest import DatasetCard, dump_json, read_dataset
 from mtlbench.errors import InputError, read_json
 from mtlbench.pngio import sha256_file, write_bytes
+from mtlbench.sources.corrupted import CLEAN
 from mtlbench.progress import ProgressFn, silent
 
 CONFIG_FILE = "config.json"
@@ -172,7 +173,11 @@ def _score_gen(config, gen_card: DatasetCard, model, runtime, run_dir: Path, cle
         raise InputError(gen_card.root, "--gen needs a robustness set (build-dataset mtlendovis-gen)")
     folder = run_dir / "gen"
     folder.mkdir(exist_ok=True)
-    results = _predict_and_score(config, gen_card, model, runtime, folder, counts, weights, clean=clean_results)
+    # P_clean from the set's own clean copies when it has them (the same frames, also with --frames),
+    # else from this run's test results
+    has_clean = any(sample.extra["corruption"] == CLEAN for sample in gen_card.samples)
+    clean = {} if has_clean else {"clean": clean_results, "clean_source": "this run's results on the clean test split"}
+    results = _predict_and_score(config, gen_card, model, runtime, folder, counts, weights, **clean)
     from mtlbench.evaluation.robustness_report import robustness_plot
 
     robustness_plot(results["robustness"], folder / "robustness.png")

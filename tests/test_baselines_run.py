@@ -142,3 +142,11 @@ def test_a_run_also_scores_a_robustness_set(dataset: Path, tmp_path: Path):
     assert summary["clean_source"] and len(summary["table"]) == 4
     with open_submission(folder / "predictions", read_dataset(gen), "test") as submission:
         assert submission.meta["dataset_fingerprint"] == read_dataset(gen).fingerprint
+
+
+def test_a_robustness_set_with_clean_copies_supplies_its_own_clean_reference(dataset: Path, tmp_path: Path):
+    from mtlbench.builders.mtlendovis_gen import build_mtlendovis_gen
+
+    gen = build_mtlendovis_gen(dataset, tmp_path / "gen", corruptions=("contrast",), severities=(3,), frames=2, include_clean=True)
+    results = run_baseline(load_config("endoarss-tiny", TINY + ["train.epochs=1"]), dataset, tmp_path / "run", gen=gen)
+    assert results["gen"]["robustness"]["clean_source"] == "the 'clean' frames of the robustness set"

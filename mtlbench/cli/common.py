@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import typer
 from rich.console import Console
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Outside a terminal (logs, CI, pipes) rich would assume 80 columns and truncate table cells.
+_LOG_WIDTH = 160
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _LOG_WIDTH)
+err_console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else _LOG_WIDTH)
 
 
 @dataclass
