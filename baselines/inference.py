@@ -15,24 +15,11 @@ import torch.nn.functional as F
 
 from baselines.config import DataConfig
 from baselines.data import SplitView, evaluation_loader
+from mtlbench.dataset.files import read_mask
 from mtlbench.dataset.manifest import Sample
 from mtlbench.metrics.activity import activity_metrics
 from mtlbench.metrics.confusion import frame_confusion
 from mtlbench.metrics.segmentation import segmentation_metrics
-from mtlbench.pngio import read_class_mask
-
-SELECTION_METRICS = (
-    "activity.accuracy",
-    "activity.balanced_accuracy",
-    "activity.macro_f1",
-    "segmentation.miou",
-    "segmentation.miou_foreground",
-    "segmentation.mdice",
-    "segmentation.pixel_accuracy",
-)
-# The metrics whose relative improvement over the first epoch selects the checkpoint by default
-# (the multi-task delta metrics of mtlbench.metrics.multitask).
-RELATIVE_METRICS = ("activity.accuracy", "activity.macro_f1", "segmentation.miou", "segmentation.pixel_accuracy")
 
 
 @dataclass(frozen=True)
@@ -66,14 +53,14 @@ def predict(model: torch.nn.Module, view: SplitView, config: DataConfig, device:
 
 
 def validation_metrics(predictions: Iterator[Prediction], root, class_names, activity_names) -> dict[str, float | None]:
-    """The selection metrics (SELECTION_METRICS keys) of the predictions of one split."""
+    """The selection metrics (baselines.selection.SELECTION_METRICS keys) of the predictions of one split."""
     truth, predicted, confusions = [], [], []
     for prediction in predictions:
         truth.append(prediction.sample.activity_id)
         if prediction.probabilities is not None:
             predicted.append(int(prediction.probabilities.argmax()))
         if prediction.mask is not None:
-            ground_truth = read_class_mask(root / prediction.sample.mask)
+            ground_truth = read_mask(root, prediction.sample)
             confusions.append(frame_confusion(ground_truth, prediction.mask, len(class_names)))
     values: dict[str, float | None] = {}
     if predicted:

@@ -1,10 +1,17 @@
 """One baseline run end to end: train with validation-based selection, predict the test split
-once, score it with the mtlbench evaluator, and record everything needed to repeat the run."""
+once, score it with the mtlbench evaluator, and record everything needed to repeat the run.
+
+Everything that can be checked is checked before the run folder exists: the configuration
+(when it was made), the dataset and its splits, the robustness set, the output folder, the
+model (weights file included) and, for --resume, the checkpoint and its dataset fingerprint. A
+run that fails or is stopped before its first checkpoint leaves no folder behind; one that has
+a checkpoint keeps it, to be continued with --resume.
+"""
 
 from __future__ import annotations
 
-import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -16,21 +23,27 @@ from baselines.config import RunConfig, config_from_dict
 from baselines.data import SplitView
 from baselines.inference import predict
 from baselines.models import build_model
+from baselines.models.checkpoints import load_tensor_file
 from baselines.predictions import write_submission
 from baselines.runtime import Runtime, seed_everything, start, stop, weights_digest
-from baselines.train import BEST, Trainer
+from baselines.train import BEST, CHECKPOINT, Trainer
 from mtlbench import __version__
-from mtlbench.atomic import check_target
-from mtlbench.dataset.manifest import DatasetCard, dump_json, read_dataset
-from mtlbench.errors import InputError, read_json
-from mtlbench.pngio import sha256_file, write_bytes
-from mtlbench.sources.corrupted import CLEAN
+from mtlbench.dataset.manifest import DatasetCard, read_dataset
+from mtlbench.errors import InputError
+from mtlbench.evaluation.evaluate import evaluate
+from mtlbench.evaluation.plots import write_plots
+from mtlbench.evaluation.results_file import write_results
+from mtlbench.evaluation.robustness_plot import robustness_plot
+from mtlbench.jsonio import read_json, write_json
+from mtlbench.outputs import check_output_folder, sha256_file
 from mtlbench.progress import ProgressFn, silent
+from mtlbench.sources.corrupted import CLEAN
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 PREDICTIONS = "predictions"
+PLOTS = "plots"
 NOT_COMPARABLE = (
     "NOT COMPARABLE: the backbone was randomly initialised (no --weights); "
     "these numbers say nothing about the method's published performance"
@@ -38,14 +51,17 @@ NOT_COMPARABLE = (
 
 
 def resumed_config(run_dir: Path) -> RunConfig:
-    """The configuration saved in a run folder, for --resume."""
-    return config_from_dict(read_json(run_dir / CONFIG_FILE, missing="no config.json: not a run folder"), str(run_dir / CONFIG_FILE))
+    """The configuration saved in a run folder, for --resume (checked like a new one)."""
+    path = Path(run_dir) / CONFIG_FILE
+    return config_from_dict(read_json(path, missing="no config.json: not a run folder"), str(path))
 
 
 def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     encoders = [module for module in model.modules() if hasattr(module, "weights_loaded")]
+
     def count(parameters, trainable_only=False):
         return sum(p.numel() for p in parameters if p.requires_grad or not trainable_only)
+
     return {
         "total": count(model.parameters()),
         "trainable": count(model.parameters(), trainable_only=True),
@@ -64,9 +80,11 @@ def pretrained(model: torch.nn.Module, config: RunConfig) -> dict | None:
 
 def git_commit() -> dict:
     repository = Path(__file__).resolve().parent.parent
+
     def git(*arguments):
         result = subprocess.run(["git", "-C", str(repository), *arguments], capture_output=True, text=True)
         return result.stdout.strip() if result.returncode == 0 else None
+
     commit = git("rev-parse", "HEAD")
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
 
@@ -77,12 +95,17 @@ def _check_splits(card: DatasetCard) -> None:
             raise InputError(card.root, f"the {split} split is empty: a baseline run needs train, val and test samples")
 
 
-def _prepare_folder(run_dir: Path, config: RunConfig, resume: bool, runtime: Runtime) -> None:
-    if runtime.is_main and not resume:
-        check_target(run_dir, overwrite=False)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_bytes(run_dir / CONFIG_FILE, dump_json(config.to_dict()).encode("utf-8"))
-    runtime.barrier()
+def read_robustness_set(gen: Path, card: DatasetCard) -> DatasetCard:
+    """A robustness set built from `card`'s test split (build-dataset mtlendovis-gen --base <card>)."""
+    gen_card = read_dataset(gen)
+    if "corruption" not in gen_card.samples[0].extra:
+        raise InputError(gen_card.root, "--gen needs a robustness set (build-dataset mtlendovis-gen)")
+    base = gen_card.meta["source"].get("base") or {}
+    if base.get("fingerprint") != card.fingerprint:
+        raise InputError(
+            gen_card.root, f"built from {base.get('name')} with fingerprint {base.get('fingerprint')}, not from --dataset {card.fingerprint}"
+        )
+    return gen_card
 
 
 def run_baseline(
@@ -91,6 +114,8 @@ def run_baseline(
     run_dir: Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
+    ignore_fingerprint: bool = False,
     stop_after_epoch: int | None = None,
     gen: Path | None = None,
     progress: ProgressFn = silent,
@@ -99,43 +124,66 @@ def run_baseline(
     """Returns the evaluator's results, or None when stopped early (continue with resume=True).
 
     With `gen` (a robustness set built from the same dataset) the selected model also predicts
-    it, and RUN_DIR/gen/results.json scores it against this run's clean test results."""
+    it, and RUN_DIR/gen/results.json scores it against this run's clean test results.
+    `ignore_fingerprint` resumes a checkpoint trained on another dataset."""
     started = time.perf_counter()
     runtime = start(config.train)
     try:
         seed_everything(config.train.seed)
         card = read_dataset(dataset)
         _check_splits(card)
+        gen_card = read_robustness_set(gen, card) if gen is not None else None
         run_dir = Path(run_dir)
-        _prepare_folder(run_dir, config, resume, runtime)
+        if not resume:
+            check_output_folder(run_dir, "--out", overwrite)
         model = build_model(config.model, tuple(config.tasks), len(card.classes), len(card.activities), tuple(config.data.input_size))
-        counts = parameter_counts(model)
-        weights = pretrained(model, config)
-        if runtime.is_main:
-            say(f"{config.preset}: {counts['total']:,} parameters, {counts['trainable']:,} trainable "
-                f"(encoder {counts['encoder_trainable']:,} of {counts['encoder_total']:,}); device {runtime.device}, {runtime.world_size} process(es)")
-            if weights is None:
-                say(f"[bold red]{NOT_COMPARABLE}[/]")
         trainer = Trainer(config, card, model, runtime, run_dir)
         if resume:
-            trainer.load_checkpoint()
-        state = trainer.fit(progress, report=lambda record: say(_epoch_line(record)) if runtime.is_main else None, stop_after_epoch=stop_after_epoch)
-        if state.next_epoch < config.train.epochs:
-            if runtime.is_main:
-                say(f"stopped after epoch {state.next_epoch}; continue with --resume {run_dir}")
-            return None
-        digests = runtime.gather(weights_digest(model))
-        results = None
-        if runtime.is_main:
-            results = _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests)
-            if gen is not None:
-                results["gen"] = _score_gen(config, read_dataset(gen), model, runtime, run_dir, results, counts, weights)
-            if weights is None:
-                say(f"[bold red]{NOT_COMPARABLE}[/]")
-        runtime.barrier()
-        return results
+            trainer.load_checkpoint(ignore_fingerprint)
+        else:
+            _create_folder(run_dir, config, overwrite, runtime)
+        try:
+            return _train_and_score(config, card, gen_card, model, trainer, runtime, run_dir, started, stop_after_epoch, progress, say)
+        except BaseException:
+            if runtime.is_main and not resume and not (run_dir / CHECKPOINT).is_file():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     finally:
         stop(runtime)
+
+
+def _create_folder(run_dir: Path, config: RunConfig, overwrite: bool, runtime: Runtime) -> None:
+    if runtime.is_main:
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG_FILE, config.to_dict())
+    runtime.barrier()
+
+
+def _train_and_score(config, card, gen_card, model, trainer, runtime, run_dir, started, stop_after_epoch, progress, say) -> dict | None:
+    counts = parameter_counts(model)
+    weights = pretrained(model, config)
+    if runtime.is_main:
+        say(f"{config.preset}: {counts['total']:,} parameters, {counts['trainable']:,} trainable "
+            f"(encoder {counts['encoder_trainable']:,} of {counts['encoder_total']:,}); device {runtime.device}, {runtime.world_size} process(es)")
+        if weights is None:
+            say(f"[bold red]{NOT_COMPARABLE}[/]")
+    state = trainer.fit(progress, report=lambda record: say(_epoch_line(record)) if runtime.is_main else None, stop_after_epoch=stop_after_epoch)
+    if state.next_epoch < config.train.epochs:
+        if runtime.is_main:
+            say(f"stopped after epoch {state.next_epoch}; continue with --resume {run_dir}")
+        return None
+    digests = runtime.gather(weights_digest(model))
+    results = None
+    if runtime.is_main:
+        results = _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests)
+        if gen_card is not None:
+            results["gen"] = _score_gen(config, gen_card, model, runtime, run_dir, results, counts, weights)
+        if weights is None:
+            say(f"[bold red]{NOT_COMPARABLE}[/]")
+    runtime.barrier()
+    return results
 
 
 def _epoch_line(record: dict) -> str:
@@ -147,12 +195,8 @@ def _epoch_line(record: dict) -> str:
 
 def _predict_and_score(config, card, model, runtime, folder: Path, counts, weights, **evaluation) -> dict:
     """Predict the test split of `card` into folder/predictions and score it."""
-    import mtlbench
-
     meta = {
         "method": f"mtlbench-baseline/{config.preset}",
-        "dataset_fingerprint": card.fingerprint,
-        "split": "test",
         "seed": config.train.seed,
         "parameters": config.to_dict(),
         "parameter_count": counts["total"],
@@ -162,31 +206,29 @@ def _predict_and_score(config, card, model, runtime, folder: Path, counts, weigh
         **({"warning": NOT_COMPARABLE} if weights is None else {}),
     }
     view = SplitView(card, "test", config.data, train=False, seed=config.train.seed)
-    predictions = write_submission(predict(model, view, config.data, runtime.device, runtime.autocast), card, folder / PREDICTIONS, meta)
-    results = mtlbench.evaluate(predictions, card, "test", seed=config.train.seed, **evaluation)
-    write_bytes(folder / RESULTS_FILE, dump_json(results).encode("utf-8"))
+    predictions = predict(model, view, config.data, runtime.device, runtime.autocast)
+    folder.mkdir(parents=True, exist_ok=True)
+    submission = write_submission(predictions, card, "test", folder / PREDICTIONS, meta)
+    results = evaluate(submission, card, "test", seed=config.train.seed, **evaluation)
+    write_results(folder / RESULTS_FILE, results)
     return results
 
 
 def _score_gen(config, gen_card: DatasetCard, model, runtime, run_dir: Path, clean_results: dict, counts, weights) -> dict:
-    if "corruption" not in gen_card.samples[0].extra:
-        raise InputError(gen_card.root, "--gen needs a robustness set (build-dataset mtlendovis-gen)")
     folder = run_dir / "gen"
-    folder.mkdir(exist_ok=True)
     # P_clean from the set's own clean copies when it has them (the same frames, also with --frames),
     # else from this run's test results
     has_clean = any(sample.extra["corruption"] == CLEAN for sample in gen_card.samples)
     clean = {} if has_clean else {"clean": clean_results, "clean_source": "this run's results on the clean test split"}
     results = _predict_and_score(config, gen_card, model, runtime, folder, counts, weights, **clean)
-    from mtlbench.evaluation.robustness_report import robustness_plot
-
-    robustness_plot(results["robustness"], folder / "robustness.png")
+    robustness_plot(results, folder / "robustness.png")
     return results
 
 
 def _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests) -> dict:
-    model.load_state_dict(torch.load(run_dir / BEST, map_location=runtime.device, weights_only=True))
+    model.load_state_dict(load_tensor_file(run_dir / BEST, map_location=runtime.device))
     results = _predict_and_score(config, card, model, runtime, run_dir, counts, weights)
+    write_plots(results, run_dir / PLOTS)
     record = {
         "preset": config.preset,
         "command": sys.argv,
@@ -211,5 +253,5 @@ def _finish(config, card, model, runtime, run_dir, state, counts, weights, start
         "comparable": weights is not None,
         **({"warning": NOT_COMPARABLE} if weights is None else {}),
     }
-    write_bytes(run_dir / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    write_json(run_dir / RUN_FILE, record)
     return results

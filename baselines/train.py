@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -14,18 +15,23 @@ from torch.nn.parallel import DistributedDataParallel
 
 from baselines.config import OptimConfig, RunConfig
 from baselines.data import SplitView, training_loader
-from baselines.inference import RELATIVE_METRICS, SELECTION_METRICS, predict, validation_metrics
+from baselines.inference import predict, validation_metrics
+from baselines.models.checkpoints import load_tensor_file
+from baselines.optim import OPTIMIZERS, SCHEDULERS
 from baselines.runtime import Runtime, average_gradients, seed_everything
+from baselines.selection import selection_score
 from baselines.weighting import build_weighting
 from mtlbench.dataset.manifest import DatasetCard
 from mtlbench.errors import InputError
-from mtlbench.pngio import write_bytes
+from mtlbench.jsonio import dump_json_line
+from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn, silent
+from mtlbench.taxonomies import IGNORE_INDEX
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 METRICS = "metrics.jsonl"
-IGNORE_INDEX = 255
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "weighting", "state", "dataset_fingerprint")
 
 
 class TrainingError(InputError):
@@ -43,22 +49,12 @@ class TrainingState:
 
 
 def build_optimizer(parameters, config: OptimConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    raise InputError("optim.optimizer", f"unknown optimizer {config.optimizer!r} (adam or adamw)")
+    return OPTIMIZERS.get(config.optimizer, "optim.optimizer")(parameters, config.lr, config.weight_decay)
 
 
 def build_scheduler(optimizer, config: OptimConfig, epochs: int):
     """Stepped once per epoch."""
-    if config.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-    if config.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    if config.scheduler == "none":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise InputError("optim.scheduler", f"unknown scheduler {config.scheduler!r} (step, cosine or none)")
+    return SCHEDULERS.get(config.scheduler, "optim.scheduler")(optimizer, config.step_size, config.gamma, epochs)
 
 
 def task_losses(outputs: dict[str, torch.Tensor], batch: dict, device) -> dict[str, torch.Tensor]:
@@ -72,27 +68,8 @@ def task_losses(outputs: dict[str, torch.Tensor], batch: dict, device) -> dict[s
     return losses
 
 
-def selection_score(values: dict, reference: dict, selection: str) -> float | None:
-    """Higher is better. 'relative': mean relative change of RELATIVE_METRICS against the first
-    epoch (the plain difference where the first epoch's value is 0, which has no relative change)."""
-    if selection != "relative":
-        return values.get(selection)
-    changes = [
-        (values[key] - reference[key]) / (reference[key] or 1.0)
-        for key in RELATIVE_METRICS
-        if values.get(key) is not None and reference.get(key) is not None
-    ]
-    return sum(changes) / len(changes) if changes else None
-
-
-def check_selection(selection: str) -> None:
-    if selection != "relative" and selection not in SELECTION_METRICS:
-        raise InputError("train.selection", f"unknown selection {selection!r} (relative or one of {', '.join(SELECTION_METRICS)})")
-
-
 class Trainer:
     def __init__(self, config: RunConfig, card: DatasetCard, model: torch.nn.Module, runtime: Runtime, run_dir: Path):
-        check_selection(config.train.selection)
         self.config = config
         self.card = card
         self.runtime = runtime
@@ -120,21 +97,34 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "weighting": self.weighting.state_dict(),
             "state": json.dumps(self.state.__dict__),
+            "dataset_fingerprint": self.card.fingerprint,
         }
-        partial = self.run_dir / f".{CHECKPOINT}.partial"
-        torch.save(payload, partial)
-        partial.replace(self.run_dir / CHECKPOINT)
+        _save(payload, self.run_dir / CHECKPOINT)
 
-    def load_checkpoint(self) -> None:
+    def load_checkpoint(self, ignore_fingerprint: bool = False) -> None:
+        """Continue from the run folder's checkpoint: refused if it is not a checkpoint of this
+        run's kind or was trained on another dataset (unless `ignore_fingerprint`)."""
         path = self.run_dir / CHECKPOINT
         if not path.is_file():
-            raise InputError(path, "no checkpoint to resume from")
-        payload = torch.load(path, map_location=self.runtime.device, weights_only=True)
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        self.weighting.load_state_dict(payload["weighting"])
-        self.state = TrainingState(**json.loads(payload["state"]))
+            raise InputError(path, "no checkpoint to resume from (the run stopped before its first epoch ended)")
+        payload = load_tensor_file(path, map_location=self.runtime.device)
+        if not isinstance(payload, dict) or set(payload) != set(CHECKPOINT_KEYS):
+            raise InputError(path, "not an mtlbench run checkpoint (written by another program or an older mtlbench)")
+        if payload["dataset_fingerprint"] != self.card.fingerprint and not ignore_fingerprint:
+            raise InputError(
+                path,
+                f"trained on the dataset with fingerprint {payload['dataset_fingerprint']}, not on {self.card.name} "
+                f"({self.card.fingerprint}); --ignore-fingerprint resumes anyway",
+            )
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+            self.weighting.load_state_dict(payload["weighting"])
+            self.state = TrainingState(**json.loads(payload["state"]))
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(path, f"does not fit this run's configuration ({reason})") from None
 
     # -- one epoch -------------------------------------------------------------------------
     def train_epoch(self, epoch: int, progress: ProgressFn) -> dict:
@@ -206,12 +196,12 @@ class Trainer:
                 record["seconds"] = round(time.perf_counter() - started, 3)
                 if improved:
                     self.state.best_epoch, self.state.best_score = epoch + 1, score
-                    _save_state_dict(self.model.state_dict(), self.run_dir / BEST)
+                    _save(self.model.state_dict(), self.run_dir / BEST)
                 self.state.history.append(record)
                 self.state.next_epoch = epoch + 1
                 self.save_checkpoint()
                 # rewritten from the checkpointed history, so it always agrees with the checkpoint
-                lines = "".join(json.dumps(entry) + "\n" for entry in self.state.history)
+                lines = "".join(dump_json_line(entry) for entry in self.state.history)
                 write_bytes(self.run_dir / METRICS, lines.encode("utf-8"))
                 report(record)
             else:
@@ -222,7 +212,8 @@ class Trainer:
         return self.state
 
 
-def _save_state_dict(state_dict: dict, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(state_dict, partial)
-    partial.replace(path)
+def _save(payload: dict, path: Path) -> None:
+    """torch.save through a temporary name, so a crash never leaves a truncated checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -34,6 +37,37 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _exit_with_parent(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
+def _start_worker() -> None:
+    """Worker start-up: die with the parent process, and keep frame-sized buffers in the heap.
+
+    A worker blocked on its task queue would outlive a parent killed outright (kill -9, the OOM
+    killer): the queue's pipe stays open in the worker itself. A daemon thread waits on the
+    parent's sentinel instead and ends the worker when the parent is gone.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
+    keep_frame_buffers()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the workers at once and wait until they are gone: on an error, Ctrl-C or SIGTERM the
+    queued items are not wanted, and a worker still writing would race the clean-up of its outputs."""
+    # The executor exposes no public way to stop running workers before Python 3.14
+    # (terminate_workers); its process table has been there since 3.2.
+    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join()
+
+
 def keep_frame_buffers() -> None:
     """Allocate and free one 16 MiB block, so that frame-sized buffers stay in the heap.
 
@@ -58,7 +92,12 @@ def ordered_map(
             yield function(item)
             advance()
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context(), initializer=keep_frame_buffers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context(), initializer=_start_worker)
+    try:
         for result in pool.map(function, items, chunksize=4):
             yield result
             advance()
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)

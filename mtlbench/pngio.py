@@ -4,53 +4,58 @@ Every PNG that mtlbench writes goes through `encode_png`: Pillow writes no time 
 by default, so the same array always gives the same bytes (for a given zlib). Compression level 1
 is chosen on purpose: on 1280x1024 frames it is several times faster than the default level 6
 and costs about 10-15% in file size (see benchmarks/build_rate.py).
+
+Images are read from a path or from bytes already in memory (a dataset file whose sha256 was
+just checked); `where` names the file in errors either way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mtlbench.errors import InputError
+from mtlbench.outputs import write_bytes
 
 PNG_COMPRESS_LEVEL = 1
 # Far above any endoscopy frame (8K is 33 Mpx); refuses decompression bombs before decoding.
 MAX_IMAGE_PIXELS = 64_000_000
 
+ImageInput = Path | bytes
 
-def open_image(path: Path) -> Image.Image:
-    """Open and fully decode an image file, with a one-line error for anything unreadable."""
+
+def open_image(source: ImageInput, where: str | Path | None = None) -> Image.Image:
+    """Open and fully decode an image file (a path, or its bytes), with a one-line error for anything unreadable."""
+    where = where if where is not None else source
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise InputError(path, f"image of {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}")
+                raise InputError(where, f"image of {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}")
             img.load()
             return img
     except FileNotFoundError:
-        raise InputError(path, "file not found") from None
+        raise InputError(where, "file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(path, f"corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from None
+        raise InputError(where, f"corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from None
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(source: ImageInput, where: str | Path | None = None) -> np.ndarray:
     """An image as an (H, W, 3) uint8 array; grey, palette and alpha images are converted."""
-    img = open_image(path)
+    img = open_image(source, where)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img)
 
 
-def read_class_mask(path: Path) -> np.ndarray:
+def read_class_mask(source: ImageInput, where: str | Path | None = None) -> np.ndarray:
     """A single-channel 8-bit PNG of class ids as an (H, W) uint8 array."""
-    img = open_image(path)
+    img = open_image(source, where)
     if img.mode != "L":
-        raise InputError(path, f"mask must be a single-channel 8-bit PNG, found mode {img.mode}")
+        raise InputError(where if where is not None else source, f"mask must be a single-channel 8-bit PNG, found mode {img.mode}")
     return np.asarray(img)
 
 
@@ -63,23 +68,6 @@ def encode_png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_bytes(path: Path, data: bytes) -> str:
-    """Write bytes (through a temporary name, then rename) and return their sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-    return hashlib.sha256(data).hexdigest()
-
-
 def write_png(path: Path, array: np.ndarray) -> str:
     """Encode `array` as PNG at `path`; returns the file's sha256."""
     return write_bytes(path, encode_png(array))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterable
 
 from mtlbench.dataset.manifest import SPLITS
-from mtlbench.errors import InputError, read_json
+from mtlbench.errors import InputError
+from mtlbench.jsonio import read_json
 
 SplitMap = dict[str, tuple[str, ...]]
 

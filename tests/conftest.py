@@ -110,6 +110,7 @@ def in_memory_spec(classes: tuple[SegClass, ...], activities: tuple[str, ...]) -
         activities=activities,
         splits=SPLITS,
         build_parameters={},
+        splits_from="in-memory split",
     )
 
 

@@ -11,7 +11,8 @@ from torch import nn
 from baselines.config import AdapterConfig, EncoderConfig
 from baselines.models.adapters import DVLoRALinear, LoRALinear, apply_adapters, is_adapter_key
 from baselines.models.checkpoints import check_keys
-from baselines.models.dinov2 import DinoVisionTransformer, build_dinov2_encoder
+from baselines.models.dinov2 import build_dinov2_encoder
+from baselines.models.dinov2_vit import DinoVisionTransformer
 from mtlbench.errors import InputError
 
 TASKS = ("activity", "segmentation")
@@ -114,18 +115,23 @@ def test_the_update_follows_the_formulas():
 
 
 @pytest.mark.parametrize(
-    "config, where",
+    "settings, where",
     [
-        (AdapterConfig(kind="adapterformer"), "model.encoder.adapter.kind"),
-        (AdapterConfig(kind="none", tesla=True), "model.encoder.adapter.tesla"),
-        (AdapterConfig(kind="lora", rank=0), "model.encoder.adapter.rank"),
-        (AdapterConfig(kind="lora", targets=("w12",)), "model.encoder.adapter.targets"),
+        ({"kind": "adapterformer"}, "model.encoder.adapter.kind"),
+        ({"kind": "none", "tesla": True}, "model.encoder.adapter.tesla"),
+        ({"kind": "lora", "rank": 0}, "model.encoder.adapter.rank"),
     ],
 )
-def test_bad_adapter_settings_are_input_errors(config, where):
+def test_bad_adapter_settings_are_refused_when_the_configuration_is_made(settings, where):
     with pytest.raises(InputError) as raised:
-        apply_adapters(DinoVisionTransformer(depth=1, dim=24, heads=2), config, TASKS)
+        AdapterConfig(**settings)
     assert raised.value.where == where
+
+
+def test_adapter_targets_must_name_layers_of_the_encoder():
+    with pytest.raises(InputError) as raised:
+        apply_adapters(DinoVisionTransformer(depth=1, dim=24, heads=2), AdapterConfig(kind="lora", targets=("w12",)), TASKS)
+    assert raised.value.where == "model.encoder.adapter.targets"
 
 
 def test_other_targets_and_no_adapter():

@@ -13,6 +13,7 @@ from PIL import Image
 
 from mtlbench import load_dataset
 from mtlbench.builders.mtlendovis import build_mtlendovis
+from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import MANIFEST_COLUMNS, read_dataset
 from mtlbench.dataset.verify import verify_files
 from mtlbench.errors import InputError
@@ -170,5 +171,5 @@ def test_an_interrupted_build_leaves_nothing(endovis_source: Path, tmp_path: Pat
         return advance
 
     with pytest.raises(KeyboardInterrupt):
-        build_mtlendovis(endovis_source, tmp_path / "ds", progress=interrupt_after_two_frames)
+        build_mtlendovis(endovis_source, tmp_path / "ds", options=BuildOptions(progress=interrupt_after_two_frames))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["endovis"]

@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from baselines.config import AdapterConfig, EncoderConfig, SMAConfig
-from baselines.models.checkpoints import detect_architecture, inspect_weights, read_state_dict
-from baselines.models.dinov2 import TRAINED_GRID, DinoVisionTransformer, build_dinov2_encoder
+from baselines.models.checkpoints import read_state_dict
+from baselines.models.dinov2 import build_dinov2_encoder
+from baselines.models.dinov2_vit import (
+    TRAINED_GRID,
+    DinoVisionTransformer,
+    detect_architecture,
+    inspect_weights,
+    read_dino_state_dict,
+)
 from baselines.models.registries import ENCODERS
 from mtlbench.errors import InputError
 
@@ -102,7 +109,7 @@ def test_chunked_wrapped_and_prefixed_copies_load(tmp_path):
         "prefixed": (save({"model": prefixed}, tmp_path / "prefixed.pth"), "pretrained."),
     }
     for path, prefix in files.values():
-        assert read_state_dict(path, prefix).keys() == state.keys()
+        assert read_dino_state_dict(path, prefix).keys() == state.keys()
         encoder = build_dinov2_encoder(EncoderConfig(variant="vits14", weights=str(path), weights_prefix=prefix), TASKS, (224, 224))
         assert torch.equal(encoder.vit.blocks[11].ls2.gamma, state["blocks.11.ls2.gamma"])
 
@@ -205,14 +212,26 @@ def test_unreadable_files_are_input_errors(tmp_path):
     [
         ({"variant": "vitx14"}, "model.encoder.variant"),
         ({"num_heads": 5}, "model.encoder"),
-        ({"feature_layout": "sideways"}, "model.encoder.feature_layout"),
-        ({"sma": SMAConfig(placement="everywhere")}, "model.encoder.sma.placement"),
-        ({"sma": SMAConfig(placement="tokens", groups=7)}, "model.encoder.sma.groups"),
+        ({"sma": {"placement": "tokens", "groups": 7}}, "model.encoder.sma.groups"),
     ],
 )
-def test_bad_settings_are_input_errors(changes, where):
+def test_settings_the_encoder_cannot_build_are_input_errors(changes, where):
+    changes = {key: SMAConfig(**value) if key == "sma" else value for key, value in changes.items()}
     with pytest.raises(InputError) as raised:
         build_dinov2_encoder(tiny_config(**changes), TASKS, (224, 224))
+    assert raised.value.where == where
+
+
+@pytest.mark.parametrize(
+    "section, settings, where",
+    [
+        (EncoderConfig, {"feature_layout": "sideways"}, "model.encoder.feature_layout"),
+        (SMAConfig, {"placement": "everywhere"}, "model.encoder.sma.placement"),
+    ],
+)
+def test_unknown_choices_are_refused_when_the_configuration_is_made(section, settings, where):
+    with pytest.raises(InputError) as raised:
+        section(**settings)
     assert raised.value.where == where
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mtlbench.builders.endoarss_release import build_from_release, palette_colour
 from mtlbench.builders.mtlesd import build_mtlesd_from_release
+from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import read_dataset
 from mtlbench.errors import InputError
 from mtlbench.splits import hash_order
@@ -92,7 +93,7 @@ def test_marker_names_and_zero_as_ignore(tmp_path):
 def test_reimporting_an_export_reproduces_the_dataset(tmp_path):
     release = make_release(tmp_path / "release")
     write_marker(release, [c.name for c in ESD_CLASSES], list(ESD_ACTIVITIES))
-    original = read_dataset(build_mtlesd_from_release(release, tmp_path / "original", exports=("endoarss",)))
+    original = read_dataset(build_mtlesd_from_release(release, tmp_path / "original", options=BuildOptions(exports=("endoarss",))))
     assert IGNORE_INDEX in stored_mask(original, "esd01_0001")
     again = read_dataset(build_mtlesd_from_release(original.root / "exports" / "endoarss", tmp_path / "again"))
     assert again.fingerprint == original.fingerprint
@@ -105,7 +106,8 @@ def test_an_export_without_val_is_not_carved(tmp_path):
     for sequence in ("a", "b", "c"):
         add_file(release, "train", "1", f"{sequence}_1")
     write_marker(release, ["bg", "a", "b", "c", "d", "e", "f"], ["one"])
-    card = read_dataset(build_from_release(release, tmp_path / "out", name="x", class_names=None, activity_names=None))
+    only_train = BuildOptions(allow_empty_splits=True)
+    card = read_dataset(build_from_release(release, tmp_path / "out", name="x", class_names=None, activity_names=None, options=only_train))
     assert {s.split for s in card.samples} == {"train"}
 
 
@@ -214,7 +216,7 @@ def test_existing_target_is_not_touched_without_overwrite(tmp_path):
         build_mtlesd_from_release(release, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "release"]
-    read_dataset(build_mtlesd_from_release(release, out, overwrite=True))
+    read_dataset(build_mtlesd_from_release(release, out, options=BuildOptions(overwrite=True)))
 
 
 def test_corrupt_png_leaves_no_output(tmp_path):

@@ -137,7 +137,10 @@ def test_cli_evaluate_writes_results_and_plots_and_reads_zips(dataset: Path, tmp
     assert results["segmentation"]["miou"] == 1.0
     assert sorted(p.name for p in plots.iterdir()) == ["activity_confusion.png", "segmentation_activity_miou.png", "segmentation_class_iou.png"]
     baseline = tmp_path / "baseline.json"
-    baseline.write_text(json.dumps({"activity": {"accuracy": 0.5, "macro_f1": 0.5}, "segmentation": {"miou": 0.5, "pixel_accuracy": 0.5}}))
+    baseline.write_text(json.dumps({
+        "dataset": {"name": card.name, "fingerprint": card.fingerprint, "split": "test"},
+        "activity": {"accuracy": 0.5, "macro_f1": 0.5}, "segmentation": {"miou": 0.5, "pixel_accuracy": 0.5},
+    }))
     with_baseline = subprocess.run(command[:-2] + ["--bootstrap", "0", "--baseline", baseline], capture_output=True, text=True)
     assert with_baseline.returncode == 0, with_baseline.stderr
     assert json.loads(out.read_text())["multitask"]["delta_m"] == pytest.approx(100.0)
@@ -147,7 +150,7 @@ def test_cli_format_and_missing_dataset(dataset: Path):
     shown = subprocess.run([sys.executable, "-m", "mtlbench", "evaluate", "--format", "--dataset", dataset], capture_output=True, text=True)
     assert shown.returncode == 0 and "score_Ultrasound_Sensing" in shown.stdout
     missing = subprocess.run([sys.executable, "-m", "mtlbench", "evaluate", "somewhere"], capture_output=True, text=True)
-    assert missing.returncode == 1 and missing.stderr.strip() == "error: evaluate: --dataset DIR is required"
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: --dataset: is required (except with --format)"
 
 
 def test_allow_missing_scores_missing_predictions_as_wrong(dataset: Path, tmp_path: Path):

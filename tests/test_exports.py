@@ -12,7 +12,8 @@ from PIL import Image
 
 from mtlbench import pngio
 from mtlbench.dataset.manifest import read_dataset
-from mtlbench.dataset.writer import SampleJob, build_dataset
+from mtlbench.builders.options import BuildOptions, write_dataset
+from mtlbench.dataset.writer import SampleJob
 from mtlbench.errors import InputError
 from mtlbench.exports import run_exports
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
@@ -45,8 +46,8 @@ def _jobs(frames=FRAMES) -> list[SampleJob]:
 SPEC = in_memory_spec(CLASSES, ACTIVITIES)
 
 
-def _build(out: Path, frames=FRAMES, exports=()) -> Path:
-    return build_dataset(SPEC, _jobs(frames), [], out, workers=1, exports=exports)
+def _build(out: Path, frames=FRAMES, exports=(), allow_empty_splits=False) -> Path:
+    return write_dataset(SPEC, _jobs(frames), [], out, BuildOptions(exports=exports, allow_empty_splits=allow_empty_splits))
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,7 @@ def test_every_export_is_byte_identical_across_builds(tmp_path: Path):
 
 def test_unknown_export_name_is_refused_before_any_work(tmp_path: Path):
     dataset = _build(tmp_path / "tiny")
-    with pytest.raises(InputError, match="'gif'.*endoarss, coco, hf"):
+    with pytest.raises(InputError, match="--export: unknown export 'gif' \\(known: coco, endoarss, hf\\)"):
         run_exports(dataset, ["coco", "gif"])
     assert not (dataset / "exports").exists()
 
@@ -230,9 +231,9 @@ def test_exporting_again_replaces_the_export_cleanly(tmp_path: Path):
     assert advances == {"Exporting endoarss": len(FRAMES)}
 
 
-def test_build_dataset_writes_exports_inside_the_final_folder_and_skips_empty_splits(tmp_path: Path):
+def test_a_build_writes_exports_inside_the_final_folder_and_skips_empty_splits(tmp_path: Path):
     without_val = tuple(frame for frame in FRAMES if frame[1] != "val")
-    dataset = _build(tmp_path / "tiny", without_val, exports=("endoarss", "coco", "hf"))
+    dataset = _build(tmp_path / "tiny", without_val, exports=("endoarss", "coco", "hf"), allow_empty_splits=True)
     assert [path.name for path in tmp_path.iterdir()] == ["tiny"]
     exports = dataset / "exports"
     assert sorted(path.name for path in exports.iterdir()) == ["coco", "endoarss", "hf"]

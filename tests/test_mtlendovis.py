@@ -9,8 +9,13 @@ from PIL import Image
 
 from conftest import STANDARD_LABELS_JSON, simple_mask, tree_digest, write_qa, write_sequence
 from mtlbench.builders.mtlendovis import build_mtlendovis
+from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import read_dataset
 from mtlbench.errors import InputError
+
+
+# Sources of a sequence or two leave splits empty: said explicitly, as a user must.
+SOME_SPLITS = BuildOptions(allow_empty_splits=True)
 
 
 def read_mask(folder: Path, sample_id: str) -> np.ndarray:
@@ -43,7 +48,7 @@ def test_label_modes_decode_to_the_same_ids(tmp_path: Path, mode: str):
     mask = simple_mask(classes=(0, 2, 3, 5, 9, 10))
     write_sequence(tmp_path / "src", 1, {"frame000": mask}, mode=mode)
     write_qa(tmp_path / "src", 1, "frame000", {"suction": "Suction"})
-    out = build_mtlendovis(tmp_path / "src", tmp_path / "ds")
+    out = build_mtlendovis(tmp_path / "src", tmp_path / "ds", options=SOME_SPLITS)
     np.testing.assert_array_equal(read_mask(out, "seq01_frame000"), mask)
 
 
@@ -55,7 +60,7 @@ def test_colour_not_in_labels_json_becomes_ignore_and_is_counted(tmp_path: Path)
     labels_json[0] = {"name": "background", "color": [0, 0, 0], "classid": 0}  # names vary: colours decide
     write_sequence(tmp_path / "src", 5, {"frame000": mask}, labels_json=labels_json, extra_colours={100: (1, 2, 3)})
     write_qa(tmp_path / "src", 5, "frame000", {"prograsp_forceps": "Idle"})
-    out = build_mtlendovis(tmp_path / "src", tmp_path / "ds")
+    out = build_mtlendovis(tmp_path / "src", tmp_path / "ds", options=SOME_SPLITS)
     expected = mask.copy()
     expected[0, :3] = 255
     expected[1, 0] = 255
@@ -72,7 +77,7 @@ def test_skips_are_reported_with_counts_and_examples(tmp_path: Path):
     (src / "release_a/seq_2/labels/frame003.png").unlink()
     for frame in ("frame000", "frame001", "frame003"):  # frame002 has no QA file
         write_qa(src / "vqa", 2, frame, {"bipolar_forceps": "Retraction"})
-    out = build_mtlendovis(src, tmp_path / "ds", vqa=src / "vqa")
+    out = build_mtlendovis(src, tmp_path / "ds", vqa=src / "vqa", options=SOME_SPLITS)
     card = read_dataset(out)
     assert [s.sample_id for s in card.samples] == ["seq02_frame000"]
     skipped = card.meta["skipped"]
@@ -88,15 +93,26 @@ def test_ties_between_instruments_follow_the_action_order(tmp_path: Path):
     write_qa(src, 3, "frame000", {"monopolar_curved_scissors": "Cutting", "prograsp_forceps": "Retraction"})
     write_qa(src, 3, "frame001", {"a": "Idle", "b": "Idle", "c": "Idle"})
     write_qa(src, 3, "frame002", {"a": "Cauterization", "b": "Cauterization", "c": "Grasping"})
-    card = read_dataset(build_mtlendovis(src, tmp_path / "ds"))
+    card = read_dataset(build_mtlendovis(src, tmp_path / "ds", options=SOME_SPLITS))
     assert [s.activity for s in card.samples] == ["Retraction", "Idle", "Cauterization"]
 
 
 def test_split_file_overrides_the_default(endovis_source: Path, tmp_path: Path):
     split_file = tmp_path / "splits.json"
-    split_file.write_text(json.dumps({"train": [1, 15], "test": ["2"]}))
+    split_file.write_text(json.dumps({"train": [1], "val": [15], "test": ["2"]}))
     card = read_dataset(build_mtlendovis(endovis_source, tmp_path / "ds", split_file=split_file))
-    assert card.meta["splits"]["train"]["sequences"] == ["1", "15"]
+    assert card.meta["splits"]["train"]["sequences"] == ["1"]
+    assert card.meta["splits"]["val"]["sequences"] == ["15"]
+    assert card.meta["build_parameters"]["split_definition"] == {"train": [1], "val": [15], "test": [2]}
+
+
+def test_a_split_file_that_leaves_a_split_empty_needs_the_option(endovis_source: Path, tmp_path: Path):
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(json.dumps({"train": [1, 15], "test": ["2"]}))
+    with pytest.raises(InputError, match="split\\(s\\) 'val' would have no samples") as caught:
+        build_mtlendovis(endovis_source, tmp_path / "ds", split_file=split_file)
+    assert caught.value.where == str(split_file)
+    card = read_dataset(build_mtlendovis(endovis_source, tmp_path / "ds", split_file=split_file, options=SOME_SPLITS))
     assert card.meta["splits"]["val"]["samples"] == 0
     assert card.meta["build_parameters"]["split_definition"] == {"train": [1, 15], "val": [], "test": [2]}
 
@@ -110,7 +126,7 @@ def test_split_file_with_a_sequence_twice_is_refused(endovis_source: Path, tmp_p
 
 def test_rebuild_is_byte_identical_also_with_workers(endovis_source: Path, tmp_path: Path):
     first = build_mtlendovis(endovis_source, tmp_path / "one")
-    second = build_mtlendovis(endovis_source, tmp_path / "two", workers=2)
+    second = build_mtlendovis(endovis_source, tmp_path / "two", options=BuildOptions(workers=2))
     assert tree_digest(first) == tree_digest(second)
 
 
@@ -118,7 +134,7 @@ def test_overwrite_replaces_an_existing_dataset(endovis_source: Path, tmp_path: 
     out = tmp_path / "ds"
     build_mtlendovis(endovis_source, out)
     (out / "stale.txt").write_text("old")
-    build_mtlendovis(endovis_source, out, overwrite=True)
+    build_mtlendovis(endovis_source, out, options=BuildOptions(overwrite=True))
     assert not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

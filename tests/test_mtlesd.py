@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from mtlbench.builders.mtlesd import build_mtlesd_from_coco
+from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import read_dataset
 from mtlbench.errors import InputError
 from mtlbench.sources.coco_instances import read_coco
@@ -249,8 +250,8 @@ def test_default_split_is_deterministic_and_keeps_videos_whole(tmp_path):
 
 def test_rebuild_is_byte_identical(tmp_path):
     make_source(tmp_path, {"esd01": 2, "esd02": 2, "esd03": 2, "esd04": 1})
-    first = build(tmp_path, "a", workers=1)
-    second = build(tmp_path, "b", workers=2)
+    first = build(tmp_path, "a")
+    second = build(tmp_path, "b", options=BuildOptions(workers=2))
     hashes = tree_digest(first)
     assert len(hashes) == 2 + 2 * 7
     assert hashes == tree_digest(second)

@@ -135,12 +135,20 @@ def test_many_missing_keys_are_listed_up_to_ten(tmp_path):
     assert len(listed.split(", ")) == 10 and rest == "254 more"  # 264 keys without the batch counters
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint" * 8], ids=["empty", "garbage"])
-def test_unreadable_file_is_an_input_error(tmp_path, content):
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"", "not a readable PyTorch file, truncated or corrupt (EOFError)"),
+        (b"not a checkpoint" * 8, "not a file the safe (weights-only) loader accepts: corrupt, or it holds objects other than tensors"),
+    ],
+    ids=["empty", "garbage"],
+)
+def test_unreadable_file_is_an_input_error(tmp_path, content, problem):
     path = tmp_path / "broken.pth"
     path.write_bytes(content)
-    with pytest.raises(InputError, match="not a .*PyTorch checkpoint"):
+    with pytest.raises(InputError) as error:
         load(path)
+    assert error.value.where == str(path) and error.value.problem == problem
 
 
 def test_missing_file_and_non_state_dict_are_input_errors(tmp_path):

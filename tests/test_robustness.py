@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from mtlbench.evaluation.robustness_report import print_robustness, robustness_plot, robustness_table
+from mtlbench.evaluation.robustness_plot import robustness_plot
+from mtlbench.evaluation.robustness_report import print_robustness, robustness_table
 from mtlbench.metrics.activity import activity_metrics
 from mtlbench.metrics.robustness import (
     ROBUSTNESS_METRICS,
@@ -201,9 +202,10 @@ def test_table_print_and_plot(tmp_path):
     text = console.export_text()
     assert "noise" in text and "rPC = mPC / P_clean" in text and "mpc.activity.accuracy" in text
 
-    path = robustness_plot(out, tmp_path / "robustness.png")
+    results = {"dataset": {"name": "tiny-gen", "version": "1.0", "split": "test"}, "submission": {"meta": {"method": "m"}}, "robustness": out}
+    path = robustness_plot(results, tmp_path / "robustness.png")
     data = path.read_bytes()
     assert path.exists() and data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert b"Software" not in data and not list(tmp_path.glob(".*partial"))
+    assert b"Software" not in data and not list(tmp_path.glob(".*partial*"))
     # the same summary gives the same bytes
-    assert robustness_plot(out, tmp_path / "again.png").read_bytes() == data
+    assert robustness_plot(results, tmp_path / "again.png").read_bytes() == data

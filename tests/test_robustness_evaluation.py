@@ -43,7 +43,11 @@ def test_ce_against_a_reference_and_clean_from_a_results_file(gen: Path, tmp_pat
     command = [sys.executable, "-m", "mtlbench", "-q", "evaluate", str(reference_submission), "--dataset", str(gen), "--out", str(out), "--bootstrap", "0"]
     assert subprocess.run(command, capture_output=True, text=True).returncode == 0
     clean = tmp_path / "clean.json"
-    clean.write_text(json.dumps({"activity": {"accuracy": 0.5, "macro_f1": 0.5}, "segmentation": {"miou": 0.5}}))
+    base = card.meta["source"]["base"]
+    clean.write_text(json.dumps({
+        "dataset": {"name": base["name"], "fingerprint": base["fingerprint"], "split": "test"},
+        "activity": {"accuracy": 0.5, "macro_f1": 0.5}, "segmentation": {"miou": 0.5},
+    }))
     plots = tmp_path / "plots"
     perfect = write_submission(tmp_path / "perfect", card, "test")
     shown = subprocess.run(

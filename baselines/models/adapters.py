@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.config import AdapterConfig
+from baselines.config import NO_ADAPTER, AdapterConfig
+from baselines.models.registries import ADAPTERS
 from mtlbench.errors import InputError
 
 ADAPTER_KEY_PREFIX = "lora_"
@@ -80,29 +81,22 @@ class DVLoRALinear(LoRALinear):
         return F.linear(F.linear(x, self.lora_A) * self.lora_u, self.up_projection()) * self.lora_v
 
 
-def _make_adapter(base: nn.Linear, config: AdapterConfig, tasks: tuple[str, ...]) -> LoRALinear:
-    if config.kind == "lora":
-        return LoRALinear(base, config.rank, scale=config.alpha / config.rank, tasks=tasks)
+@ADAPTERS.register("lora")
+def lora(base: nn.Linear, config: AdapterConfig, tasks: tuple[str, ...]) -> LoRALinear:
+    return LoRALinear(base, config.rank, scale=config.alpha / config.rank, tasks=tasks)
+
+
+@ADAPTERS.register("dv-lora")
+def dv_lora(base: nn.Linear, config: AdapterConfig, tasks: tuple[str, ...]) -> LoRALinear:
     return DVLoRALinear(base, config.rank, tasks=tasks)
-
-
-def _validate(config: AdapterConfig, tasks: tuple[str, ...]) -> None:
-    where = "model.encoder.adapter"
-    if config.kind not in ("none", "lora", "dv-lora"):
-        raise InputError(f"{where}.kind", f"unknown adapter {config.kind!r} (known: none, lora, dv-lora)")
-    if config.tesla and config.kind == "none":
-        raise InputError(f"{where}.tesla", "task-specific adapters need an adapter kind (lora or dv-lora)")
-    if config.tesla and not tasks:
-        raise InputError(f"{where}.tesla", "task-specific adapters need at least one task")
-    if config.kind != "none" and config.rank < 1:
-        raise InputError(f"{where}.rank", f"must be at least 1, got {config.rank}")
 
 
 def apply_adapters(vit: nn.Module, config: AdapterConfig, tasks: tuple[str, ...]) -> list[str]:
     """Replace, in place, every plain nn.Linear whose attribute name is in config.targets; return their names."""
-    _validate(config, tasks)
-    if config.kind == "none":
+    if config.kind == NO_ADAPTER:
         return []
+    if config.tesla and not tasks:
+        raise InputError("model.encoder.adapter.tesla", "task-specific adapters need at least one task")
     targets = [
         (f"{parent_name}.{name}" if parent_name else name, parent, name, child)
         for parent_name, parent in vit.named_modules()
@@ -112,8 +106,9 @@ def apply_adapters(vit: nn.Module, config: AdapterConfig, tasks: tuple[str, ...]
     if not targets:
         raise InputError("model.encoder.adapter.targets", f"no Linear layer named {', '.join(config.targets)} in the encoder")
     adapter_tasks = tuple(tasks) if config.tesla else ()
+    make = ADAPTERS.get(config.kind, "model.encoder.adapter.kind")
     for _, parent, name, child in targets:
-        setattr(parent, name, _make_adapter(child, config, adapter_tasks))
+        setattr(parent, name, make(child, config, adapter_tasks))
     return [qualified for qualified, *_ in targets]
 
 

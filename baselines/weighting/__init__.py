@@ -6,15 +6,14 @@ The trainer builds one with `build_weighting(config.weighting, config.tasks)` an
 
 from __future__ import annotations
 
-from baselines.config import WeightingConfig
-from baselines.registry import Registry
+from typing import TYPE_CHECKING
 
-WEIGHTINGS = Registry("weighting")
+from baselines.weighting.registry import WEIGHTINGS
 
-# Imported after WEIGHTINGS exists: each module registers its method in it.
-from baselines.weighting import db_mtl, dwa, ew, stch, uw  # noqa: F401
-from baselines.weighting.base import Weighting
+if TYPE_CHECKING:  # the configuration module names this registry's entries as its allowed values
+    from baselines.config import WeightingConfig
+    from baselines.weighting.base import Weighting
 
 
 def build_weighting(config: WeightingConfig, tasks: tuple[str, ...]) -> Weighting:
-    return WEIGHTINGS.get(config.name)(tuple(tasks), config)
+    return WEIGHTINGS.get(config.name, "weighting.name")(tuple(tasks), config)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from baselines.config import WeightingConfig
-from baselines.weighting import WEIGHTINGS
+from baselines.weighting.registry import WEIGHTINGS
 from baselines.weighting.base import EPS, Weighting
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from baselines.config import WeightingConfig
-from baselines.weighting import WEIGHTINGS
+from baselines.weighting.registry import WEIGHTINGS
 from baselines.weighting.base import LossWeighting
 
 

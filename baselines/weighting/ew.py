@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from baselines.weighting import WEIGHTINGS
+from baselines.weighting.registry import WEIGHTINGS
 from baselines.weighting.base import LossWeighting
 
 

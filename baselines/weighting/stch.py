@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from baselines.config import WeightingConfig
-from baselines.weighting import WEIGHTINGS
+from baselines.weighting.registry import WEIGHTINGS
 from baselines.weighting.base import EPS, LossWeighting
 
 
@@ -26,10 +26,6 @@ from baselines.weighting.base import EPS, LossWeighting
 class SmoothTchebycheff(LossWeighting):
     def __init__(self, tasks: tuple[str, ...], config: WeightingConfig):
         super().__init__(tasks, config)
-        if config.warmup_epochs < 1:
-            raise ValueError(f"STCH needs at least one warm-up epoch to fix its nadir, got {config.warmup_epochs}")
-        if config.mu <= 0:
-            raise ValueError(f"STCH needs mu > 0, got {config.mu}")
         # NaN until the warm-up ends: the nadir doubles as the phase flag.
         self.register_buffer("nadir", torch.full((len(self.tasks),), float("nan")))
 

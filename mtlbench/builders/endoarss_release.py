@@ -23,18 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mtlbench.builders import BUILDERS
+from mtlbench.builders.options import BuildOptions, write_dataset
 from mtlbench.dataset.manifest import SPLITS
-from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip, build_dataset
+from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
+from mtlbench.endoarss_marker import MARKER_FILE, ExportMarker, read_marker
 from mtlbench.errors import InputError
-from mtlbench.progress import ProgressFn, silent
-from mtlbench.sources.endoarss_release import (
-    MARKER_FILE,
-    ExportMarker,
-    ReleaseFile,
-    ReleaseMask,
-    read_marker,
-    scan_release,
-)
+from mtlbench.sources.endoarss_release import ReleaseFile, ReleaseMask, scan_release
 from mtlbench.splits import hash_order
 from mtlbench.taxonomies import ENDOVIS18_CLASSES, ESD_CLASSES, IGNORE_INDEX, SegClass, normalise_name
 
@@ -56,6 +51,7 @@ class ReleaseDefaults:
     activity_note: str
 
 
+@BUILDERS.register("endoarss-release")
 def build_from_release(
     release: Path,
     out: Path,
@@ -64,10 +60,7 @@ def build_from_release(
     class_names: Sequence[str] | None,
     activity_names: Sequence[str] | None,
     seed: int = 0,
-    overwrite: bool = False,
-    workers: int = 1,
-    exports: Sequence[str] = (),
-    progress: ProgressFn = silent,
+    options: BuildOptions = BuildOptions(),
 ) -> Path:
     """Import a release folder as dataset `name`; its version is the marker's, else 1.0.0."""
     marker = read_marker(release)
@@ -82,10 +75,7 @@ def build_from_release(
         activity_names=activity_names,
         defaults=None,
         seed=seed,
-        overwrite=overwrite,
-        workers=workers,
-        exports=exports,
-        progress=progress,
+        options=options,
     )
 
 
@@ -101,10 +91,7 @@ def import_release(
     activity_names: Sequence[str] | None,
     defaults: ReleaseDefaults | None,
     seed: int,
-    overwrite: bool,
-    workers: int,
-    exports: Sequence[str],
-    progress: ProgressFn,
+    options: BuildOptions,
 ) -> Path:
     """The import shared by the generic importer and the builders of specific data sets."""
     release = Path(release)
@@ -161,8 +148,9 @@ def import_release(
             "splits": split_rule,
             "seed": seed,
         },
+        splits_from=f"{release} (its split folders)",
     )
-    return build_dataset(spec, jobs, skips, out, overwrite=overwrite, workers=workers, exports=exports, progress=progress)
+    return write_dataset(spec, jobs, skips, out, options)
 
 
 def _choose(release: Path, what: str, *, explicit, from_marker, from_defaults, defaults_note):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
+from mtlbench.builders import BUILDERS
+from mtlbench.builders.options import BuildOptions, write_dataset
 from mtlbench.dataset.manifest import SPLITS
-from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip, build_dataset
+from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
 from mtlbench.errors import InputError
-from mtlbench.progress import ProgressFn, silent
 from mtlbench.sources.endovis18 import RELEASE_CONTENT, ColourLabel, find_sequence_dirs, read_colour_table
-from mtlbench.sources.endovis18_vqa import ACTIVITY_RULE, find_qa_files, frame_activity, read_actions
+from mtlbench.sources.endovis18_vqa import ACTIVITY_RULE, UnlabelledFrame, find_qa_files, frame_activity, read_actions
 from mtlbench.splits import SplitMap, read_split_file, split_of
 from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES
 
@@ -22,28 +22,28 @@ DEFAULT_SPLITS: SplitMap = {
     "val": ("15",),
     "test": ("1", "5", "16"),
 }
+UNLABELLED_SKIP_REASON = "QA file without a readable action (skipped with --skip-unlabelled)"
 
 
+@BUILDERS.register("mtlendovis")
 def build_mtlendovis(
     source: Path,
     out: Path,
     *,
     vqa: Path | None = None,
     split_file: Path | None = None,
-    overwrite: bool = False,
-    workers: int = 1,
-    exports: Sequence[str] = (),
-    progress: ProgressFn = silent,
+    skip_unlabelled: bool = False,
+    options: BuildOptions = BuildOptions(),
 ) -> Path:
+    """`skip_unlabelled`: a frame whose QA file is empty or unreadable is skipped and counted in
+    the dataset card instead of stopping the build; it never gets a label."""
     source = Path(source)
     sequence_dirs = find_sequence_dirs(source, holding=RELEASE_CONTENT)
     if not sequence_dirs:
         raise InputError(source, "no seq_* folders found (expected an EndoVis 2018 training release)")
     qa_files = find_qa_files(Path(vqa) if vqa else source)
     splits = read_split_file(split_file) if split_file else DEFAULT_SPLITS
-    jobs, skips = _discover(sequence_dirs, qa_files, splits)
-    if not jobs:
-        raise InputError(source, "no frame has a label PNG, a QA file and a split")
+    jobs, skips = _discover(sequence_dirs, qa_files, splits, skip_unlabelled)
     spec = DatasetSpec(
         name=NAME,
         version=VERSION,
@@ -62,14 +62,16 @@ def build_mtlendovis(
             "label_decoding": "exact RGB colour via each sequence's labels.json, colour -> standard class id; other colours -> 255",
             "split_definition": {name: [int(s) for s in members] for name, members in splits.items()},
             "split_source": f"split file {Path(split_file).name}" if split_file else "default (EndoVis-18-VQA test split 1,5,16; val 15)",
+            "unlabelled_frames": "skipped and counted" if skip_unlabelled else "an error",
             "seed": None,
         },
+        splits_from=str(split_file) if split_file else f"{source} (default split of {NAME})",
     )
-    return build_dataset(spec, jobs, skips, out, overwrite=overwrite, workers=workers, exports=exports, progress=progress)
+    return write_dataset(spec, jobs, skips, out, options)
 
 
 def _discover(
-    sequence_dirs: dict[int, Path], qa_files: dict[int, dict[str, Path]], splits: SplitMap
+    sequence_dirs: dict[int, Path], qa_files: dict[int, dict[str, Path]], splits: SplitMap, skip_unlabelled: bool
 ) -> tuple[list[SampleJob], list[Skip]]:
     assignment = split_of(splits)
     jobs: list[SampleJob] = []
@@ -82,16 +84,18 @@ def _discover(
         if str(number) not in assignment:
             skips.append(Skip("sequence not in the split definition", name))
             continue
-        jobs_of_sequence, skips_of_sequence = _discover_sequence(number, sequence_dir, qa_files[number], assignment[str(number)])
-        jobs += jobs_of_sequence
-        skips += skips_of_sequence
+        found = _discover_sequence(number, sequence_dir, qa_files[number], assignment[str(number)], skip_unlabelled)
+        jobs += found[0]
+        skips += found[1]
     for member, split in assignment.items():
         if not member.isdigit() or int(member) not in sequence_dirs:
             skips.append(Skip("sequence of the split definition not found in the source", f"seq_{member} ({split})"))
     return jobs, skips
 
 
-def _discover_sequence(number: int, sequence_dir: Path, qa: dict[str, Path], split: str) -> tuple[list[SampleJob], list[Skip]]:
+def _discover_sequence(
+    number: int, sequence_dir: Path, qa: dict[str, Path], split: str, skip_unlabelled: bool
+) -> tuple[list[SampleJob], list[Skip]]:
     frames_dir = sequence_dir / "left_frames"
     if not frames_dir.is_dir():
         raise InputError(frames_dir, "missing: every sequence needs its left_frames folder")
@@ -108,7 +112,13 @@ def _discover_sequence(number: int, sequence_dir: Path, qa: dict[str, Path], spl
         elif frame not in qa:
             skips.append(Skip("frame without QA file", item))
         else:
-            activity = frame_activity(read_actions(qa[frame]))
+            try:
+                activity = frame_activity(read_actions(qa[frame]))
+            except UnlabelledFrame:
+                if not skip_unlabelled:
+                    raise
+                skips.append(Skip(UNLABELLED_SKIP_REASON, item))
+                continue
             jobs.append(
                 SampleJob(
                     sample_id=f"seq{number:02d}_{frame}",

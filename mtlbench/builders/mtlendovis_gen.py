@@ -13,11 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from mtlbench.corruptions import DEFAULT_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, describe_parameters, output_seed
+from mtlbench.builders import BUILDERS
+from mtlbench.builders.options import BuildOptions, write_dataset
+from mtlbench.corruptions import DEFAULT_CORRUPTIONS, SEVERITIES, check_severities, describe_parameters, output_seed
+from mtlbench.corruptions.registry import CORRUPTIONS
 from mtlbench.dataset.manifest import Sample, read_dataset
-from mtlbench.dataset.writer import DatasetSpec, SampleJob, build_dataset
+from mtlbench.dataset.writer import DatasetSpec, SampleJob
 from mtlbench.errors import InputError
-from mtlbench.progress import ProgressFn, silent
 from mtlbench.sources.corrupted import CLEAN, CorruptedImage, DatasetMask
 
 VERSION = "1.0.0"
@@ -26,12 +28,11 @@ EXTRA_COLUMNS = ("corruption", "severity", "clean_sample_id")
 
 
 def _check_choices(corruptions: Sequence[str], severities: Sequence[int]) -> None:
-    known = DEFAULT_CORRUPTIONS + EXTRA_CORRUPTIONS
-    unknown = [name for name in corruptions if name not in known]
-    if unknown or not corruptions:
-        raise InputError("--corruptions", f"unknown or no corruptions {unknown} (known: {', '.join(known)})")
-    if not severities or any(severity not in SEVERITIES for severity in severities):
-        raise InputError("--severities", f"severities must be among {', '.join(map(str, SEVERITIES))}")
+    if not corruptions:
+        raise InputError("--corruptions", f"give at least one corruption (known: {', '.join(CORRUPTIONS.names())})")
+    for name in corruptions:
+        CORRUPTIONS.get(name, "--corruptions")
+    check_severities(severities, "--severities")
 
 
 def evenly_spaced(samples: tuple[Sample, ...], count: int | None) -> tuple[Sample, ...]:
@@ -51,12 +52,13 @@ def _job(sample: Sample, root: Path, corruption: str, severity: int, seed: int, 
         sequence=sample.sequence,
         frame=sample.frame,
         activity_id=sample.activity_id,
-        image=CorruptedImage(root / sample.image, corruption, severity, output_seed(seed, sample.sample_id, corruption, severity), release_compat),
-        mask=DatasetMask(root / sample.mask),
+        image=CorruptedImage(root, sample, corruption, severity, output_seed(seed, sample.sample_id, corruption, severity), release_compat),
+        mask=DatasetMask(root, sample),
         extra=(("corruption", corruption), ("severity", str(severity)), ("clean_sample_id", sample.sample_id)),
     )
 
 
+@BUILDERS.register("mtlendovis-gen")
 def build_mtlendovis_gen(
     base: Path,
     out: Path,
@@ -67,12 +69,9 @@ def build_mtlendovis_gen(
     release_compat: bool = False,
     include_clean: bool = False,
     frames: int | None = None,
-    overwrite: bool = False,
-    workers: int = 1,
-    exports: Sequence[str] = (),
-    progress: ProgressFn = silent,
+    options: BuildOptions = BuildOptions(),
 ) -> Path:
-    corruptions, severities = tuple(corruptions), tuple(int(s) for s in severities)
+    corruptions, severities = tuple(corruptions), tuple(severities)
     _check_choices(corruptions, severities)
     card = read_dataset(base)
     if "test" not in card.split_names or not card.split("test"):
@@ -110,6 +109,7 @@ def build_mtlendovis_gen(
             "release_compat": release_compat,
             "corruption_parameters": describe_parameters(),
         },
+        splits_from=str(card.root / "dataset.json"),
         extra_columns=EXTRA_COLUMNS,
     )
-    return build_dataset(spec, jobs, [], out, overwrite=overwrite, workers=workers, exports=exports, progress=progress)
+    return write_dataset(spec, jobs, [], out, options)

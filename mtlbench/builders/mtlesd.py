@@ -21,12 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from mtlbench.builders import BUILDERS
 from mtlbench.builders.endoarss_release import ReleaseDefaults, import_release
+from mtlbench.builders.options import BuildOptions, write_dataset
 from mtlbench.dataset.manifest import SPLITS
-from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip, build_dataset
+from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
+from mtlbench.endoarss_marker import read_marker
 from mtlbench.errors import InputError
-from mtlbench.pngio import sha256_file
-from mtlbench.progress import ProgressFn, silent
+from mtlbench.outputs import sha256_file
 from mtlbench.sources.activity_table import ActivityTable, read_activity_table
 from mtlbench.sources.coco_instances import (
     CATEGORY_RULE,
@@ -37,7 +39,6 @@ from mtlbench.sources.coco_instances import (
     check_image_files,
     read_coco,
 )
-from mtlbench.sources.endoarss_release import read_marker
 from mtlbench.splits import SplitMap, default_video_split, read_split_file, split_of
 from mtlbench.taxonomies import ESD_ACTIVITIES, ESD_CLASSES
 
@@ -53,6 +54,7 @@ RELEASE_DEFAULTS = ReleaseDefaults(
 )
 
 
+@BUILDERS.register("mtlesd-coco")
 def build_mtlesd_from_coco(
     coco: Path,
     images: Path,
@@ -61,10 +63,7 @@ def build_mtlesd_from_coco(
     *,
     split_file: Path | None = None,
     seed: int = 0,
-    overwrite: bool = False,
-    workers: int = 1,
-    exports: Sequence[str] = (),
-    progress: ProgressFn = silent,
+    options: BuildOptions = BuildOptions(),
 ) -> Path:
     coco, images, activities = Path(coco), Path(images), Path(activities)
     annotations = read_coco(coco, ESD_CLASSES)
@@ -92,8 +91,6 @@ def build_mtlesd_from_coco(
         for image, activity_id in labelled
         if image.video in split_of_video
     ]
-    if not jobs:
-        raise InputError(split_file, "none of the labelled videos is in the split file")
     inputs_sha256 = {"coco": sha256_file(coco), "activities": sha256_file(activities)}
     if split_file is not None:
         inputs_sha256["split_file"] = sha256_file(split_file)
@@ -125,8 +122,9 @@ def build_mtlesd_from_coco(
             "split": split_record,
             "seed": seed,
         },
+        splits_from=str(split_file) if split_file else f"{coco} (default video split, seed {seed})",
     )
-    return build_dataset(spec, jobs, skips, out, overwrite=overwrite, workers=workers, exports=exports, progress=progress)
+    return write_dataset(spec, jobs, skips, out, options)
 
 
 def _label_frames(annotations: CocoAnnotations, table: ActivityTable) -> tuple[list[tuple[CocoImage, int]], list[Skip]]:
@@ -157,6 +155,7 @@ def _video_splits(split_file: Path | None, videos: set[str], seed: int, coco: Pa
     return splits, record | {name: list(members) for name, members in splits.items()}
 
 
+@BUILDERS.register("mtlesd-release")
 def build_mtlesd_from_release(
     release: Path,
     out: Path,
@@ -164,10 +163,7 @@ def build_mtlesd_from_release(
     class_names: Sequence[str] | None = None,
     activity_names: Sequence[str] | None = None,
     seed: int = 0,
-    overwrite: bool = False,
-    workers: int = 1,
-    exports: Sequence[str] = (),
-    progress: ProgressFn = silent,
+    options: BuildOptions = BuildOptions(),
 ) -> Path:
     return import_release(
         release,
@@ -180,8 +176,5 @@ def build_mtlesd_from_release(
         activity_names=activity_names,
         defaults=RELEASE_DEFAULTS,
         seed=seed,
-        overwrite=overwrite,
-        workers=workers,
-        exports=exports,
-        progress=progress,
+        options=options,
     )

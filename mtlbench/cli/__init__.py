@@ -1,15 +1,23 @@
-"""The `mtlbench` command line."""
+"""The `mtlbench` command line.
+
+Every command stops on bad input with one line, `error: <file or option>: <problem>`, exit
+status 1 and no traceback; output paths are checked before any work starts, and folders are
+committed only when complete. SIGTERM is handled like Ctrl-C: temporary outputs and worker
+processes are cleaned up, and the exit status is 128 + the signal number (130, 143).
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Sequence
 
 import typer
 from rich.markup import escape
 
 from mtlbench import __version__
 from mtlbench.cli import baselines, build, datasets, demo, evaluate, robustness
-from mtlbench.cli.common import State, err_console
+from mtlbench.cli.common import QUIET_FLAGS, State, err_console
 from mtlbench.errors import InputError
 
 app = typer.Typer(
@@ -30,8 +38,8 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or tables; errors still go to stderr."),
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    quiet: bool = typer.Option(False, *QUIET_FLAGS, help="No progress bars or tables (anywhere on the line); errors still go to stderr.", metavar=""),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit.", metavar=""),
 ) -> None:
     ctx.obj = State(quiet=quiet)
 
@@ -44,9 +52,38 @@ baselines.register(app)
 robustness.register(app)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that the same clean-up as for Ctrl-C runs."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def quiet_first(arguments: Sequence[str]) -> list[str]:
+    """Move -q/--quiet to the front, where the root command reads it: users write it after the
+    sub-command too. Arguments after `--` are left alone."""
+    arguments = list(arguments)
+    end = arguments.index("--") if "--" in arguments else len(arguments)
+    flags = [argument for argument in arguments[:end] if argument in QUIET_FLAGS]
+    rest = [argument for argument in arguments[:end] if argument not in QUIET_FLAGS]
+    return flags[:1] + rest + arguments[end:]
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app()
+        app(args=quiet_first(sys.argv[1:]), prog_name="mtlbench")
     except InputError as error:
         err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(1)
+    except OSError as error:
+        # A file system refusal the checks could not foresee (disk full, a file removed meanwhile).
+        where = error.filename if error.filename is not None else "mtlbench"
+        err_console.print(f"[bold red]error:[/] {escape(str(where))}: {escape(error.strerror or str(error))}", highlight=False)
+        sys.exit(1)
+    except SystemExit as exit_:
+        if isinstance(exit_.__context__, Terminated):
+            err_console.print("stopped by SIGTERM; temporary outputs were removed", highlight=False)
+            sys.exit(128 + signal.SIGTERM)
+        raise

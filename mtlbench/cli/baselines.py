@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mtlbench.cli.common import console, err_console, state
+from mtlbench.cli.common import console, err_console, flag, required, state
 from mtlbench.errors import InputError
 from mtlbench.progress import rich_progress
 
@@ -20,13 +20,15 @@ weights_app = typer.Typer(help="Inspect backbone checkpoints.", no_args_is_help=
 def run_baseline(
     ctx: typer.Context,
     preset: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="A built dataset folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="A built dataset folder. [required, except with --list]"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create. [required, except with --resume or --list]"),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Backbone checkpoint (local file); without it the backbone is random."),
+    overwrite: bool = flag("--overwrite", "Replace an existing run folder."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    ignore_fingerprint: bool = flag("--ignore-fingerprint", "With --resume: continue a checkpoint trained on another dataset."),
     stop_after_epoch: Optional[int] = typer.Option(None, "--stop-after-epoch", min=1, help="Stop after this epoch (continue later with --resume)."),
-    list_presets: bool = typer.Option(False, "--list", help="List the presets and exit."),
+    list_presets: bool = flag("--list", "List the presets and exit."),
     gen: Optional[Path] = typer.Option(None, "--gen", help="Also predict and score this robustness set (build-dataset mtlendovis-gen)."),
 ) -> None:
     """Train a reference model, select it on val, predict and score the test split."""
@@ -43,20 +45,24 @@ def run_baseline(
     from baselines.run import resumed_config, run_baseline as run
 
     if resume is not None:
-        if preset or overrides or weights:
-            raise InputError("run-baseline", "--resume continues a run with its saved configuration: give no preset, --set or --weights")
+        if preset or overrides or weights or out or overwrite:
+            raise InputError("--resume", "continues a run with its saved configuration in its folder: give no preset, --set, --weights, --out or --overwrite")
         config, out = resumed_config(resume), resume
     else:
+        if ignore_fingerprint:
+            raise InputError("--ignore-fingerprint", "applies to --resume only")
         if preset is None or out is None:
             raise InputError("run-baseline", "give a preset and --out RUN_DIR (or --resume RUN_DIR, or --list)")
         extra = [f"model.encoder.weights={json.dumps(str(weights))}"] if weights else []
         config = load_config(preset, list(overrides or []) + extra)
-    if dataset is None:
-        raise InputError("run-baseline", "--dataset DIR is required")
+    dataset = required(dataset, "--dataset", "except with --list")
     quiet = state(ctx).quiet
     say = (lambda message: None) if quiet else (lambda message: console.print(message, highlight=False))
     with rich_progress(err_console, quiet) as progress:
-        results = run(config, dataset, out, resume=resume is not None, stop_after_epoch=stop_after_epoch, gen=gen, progress=progress, say=say)
+        results = run(
+            config, dataset, out, resume=resume is not None, overwrite=overwrite, ignore_fingerprint=ignore_fingerprint,
+            stop_after_epoch=stop_after_epoch, gen=gen, progress=progress, say=say,
+        )
     if results is not None and not quiet:
         from mtlbench.evaluation.report import print_report
         from mtlbench.evaluation.robustness_report import print_robustness
@@ -64,7 +70,7 @@ def run_baseline(
         print_report(results, console)
         if "gen" in results:
             print_robustness(results["gen"]["robustness"], console)
-        console.print(f"run folder: {escape(str(out))}", highlight=False)
+        console.print(f"run folder: {escape(str(out))} (plots in {escape(str(Path(out) / 'plots'))})", highlight=False)
 
 
 @weights_app.command("inspect")
@@ -73,7 +79,7 @@ def inspect(
     prefix: str = typer.Option("", "--prefix", help="Key prefix to strip (e.g. 'pretrained.')."),
 ) -> None:
     """Report the detected architecture and any missing or unexpected keys; exit 1 unless it loads exactly."""
-    from baselines.models.checkpoints import inspect_weights
+    from baselines.models.dinov2_vit import inspect_weights
 
     report = inspect_weights(path, prefix=prefix)
     architecture = report["architecture"]

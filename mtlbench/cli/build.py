@@ -7,25 +7,32 @@ from typing import Optional
 
 import typer
 
-from mtlbench.builders import get_builder
-from mtlbench.cli.common import comma_list, console, err_console, state
+from mtlbench.builders import BUILDERS
+from mtlbench.builders.options import BuildOptions
+from mtlbench.cli.common import comma_list, console, err_console, flag, int_list, state
 from mtlbench.cli.datasets import print_build_report
 from mtlbench.errors import InputError
+from mtlbench.outputs import check_output_folder
 from mtlbench.progress import rich_progress
 
 app = typer.Typer(help="Build a dataset folder from raw sources.", no_args_is_help=True)
 
 OUT = typer.Option(..., "--out", help="Dataset folder to create.")
-OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder.")
+OVERWRITE = flag("--overwrite", "Replace an existing non-empty output folder.")
 WORKERS = typer.Option(1, "--workers", min=1, help="Worker processes decoding and encoding frames.")
 EXPORT = typer.Option(None, "--export", help="Comma-separated exports to add: endoarss, coco, hf.")
 SPLIT_FILE = typer.Option(None, "--split-file", help='JSON {"train": [...], "val": [...], "test": [...]} of sequences.')
+ALLOW_EMPTY_SPLITS = flag("--allow-empty-splits", "Build even if train, val or test gets no samples (refused otherwise).")
 
 
-def _run(ctx: typer.Context, builder: str, out: Path, **arguments) -> None:
+def _run(ctx: typer.Context, builder: str, out: Path, overwrite: bool, workers: int, export: str | None,
+         allow_empty_splits: bool = False, **arguments) -> None:
+    """Check the options and the output folder, then build; nothing is written before both pass."""
     quiet = state(ctx).quiet
+    check_output_folder(out, "--out", overwrite)
     with rich_progress(err_console, quiet) as progress:
-        get_builder(builder)(out=out, progress=progress, **arguments)
+        options = BuildOptions(overwrite, workers, comma_list(export), allow_empty_splits, progress)
+        BUILDERS.get(builder)(out=out, options=options, **arguments)
     if not quiet:
         print_build_report(out, console)
 
@@ -37,12 +44,15 @@ def mtlendovis(
     vqa: Optional[Path] = typer.Option(None, "--vqa", help="EndoVis-18-VQA root (seq_*/vqa/Classification); default: --source."),
     out: Path = OUT,
     split_file: Optional[Path] = SPLIT_FILE,
+    skip_unlabelled: bool = flag("--skip-unlabelled", "Skip (and count) frames whose QA file is empty or unreadable, instead of stopping."),
+    allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
     overwrite: bool = OVERWRITE,
     workers: int = WORKERS,
     export: Optional[str] = EXPORT,
 ) -> None:
     """MTLEndovis: EndoVis 2018 scene segmentation with EndoVis-18-VQA frame activities."""
-    _run(ctx, "mtlendovis", out, source=source, vqa=vqa, split_file=split_file, overwrite=overwrite, workers=workers, exports=comma_list(export))
+    _run(ctx, "mtlendovis", out, overwrite, workers, export, allow_empty_splits,
+         source=source, vqa=vqa, split_file=split_file, skip_unlabelled=skip_unlabelled)
 
 
 @app.command("mtlesd")
@@ -57,23 +67,25 @@ def mtlesd(
     out: Path = OUT,
     split_file: Optional[Path] = SPLIT_FILE,
     seed: int = typer.Option(0, "--seed", help="Seed of the default video split and of the carved validation split."),
+    allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
     overwrite: bool = OVERWRITE,
     workers: int = WORKERS,
     export: Optional[str] = EXPORT,
 ) -> None:
     """MTLESD: endoscopic submucosal dissection, from a COCO export or from the authors' release."""
-    common = dict(seed=seed, overwrite=overwrite, workers=workers, exports=comma_list(export))
+    common = dict(seed=seed, allow_empty_splits=allow_empty_splits)
     if release is not None:
         if coco or images or activities or split_file:
             raise InputError(release, "--release cannot be combined with --coco, --images, --activities or --split-file")
         names = dict(class_names=comma_list(class_names) or None, activity_names=comma_list(activity_names) or None)
-        _run(ctx, "mtlesd-release", out, release=release, **names, **common)
+        _run(ctx, "mtlesd-release", out, overwrite, workers, export, release=release, **names, **common)
         return
     if not (coco and images and activities):
         raise InputError("mtlesd", "give either --release DIR, or all of --coco FILE --images DIR --activities FILE")
     if class_names or activity_names:
         raise InputError("mtlesd", "--class-names and --activity-names apply to --release only (COCO input is matched by name)")
-    _run(ctx, "mtlesd-coco", out, coco=coco, images=images, activities=activities, split_file=split_file, **common)
+    _run(ctx, "mtlesd-coco", out, overwrite, workers, export, coco=coco, images=images, activities=activities,
+         split_file=split_file, **common)
 
 
 @app.command("endoarss-release")
@@ -85,23 +97,16 @@ def endoarss_release(
     activity_names: Optional[str] = typer.Option(None, "--activity-names", help="Comma-separated activity names by folder number - 1."),
     out: Path = OUT,
     seed: int = typer.Option(0, "--seed", help="Seed of the carved validation split."),
+    allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
     overwrite: bool = OVERWRITE,
     workers: int = WORKERS,
     export: Optional[str] = EXPORT,
 ) -> None:
     """Import any dataset in the EndoARSS release layout (names from its mtlbench-export.json or the options)."""
     _run(
-        ctx,
-        "endoarss-release",
-        out,
-        release=release,
-        name=name,
-        class_names=comma_list(class_names) or None,
-        activity_names=comma_list(activity_names) or None,
-        seed=seed,
-        overwrite=overwrite,
-        workers=workers,
-        exports=comma_list(export),
+        ctx, "endoarss-release", out, overwrite, workers, export, allow_empty_splits,
+        release=release, name=name, class_names=comma_list(class_names) or None,
+        activity_names=comma_list(activity_names) or None, seed=seed,
     )
 
 
@@ -113,8 +118,8 @@ def mtlendovis_gen(
     corruptions: Optional[str] = typer.Option(None, "--corruptions", help="Comma-separated corruptions (default: the 13 of MTLEndovis-Gen)."),
     severities: str = typer.Option("1,2,3,4,5", "--severities", help="Comma-separated severities."),
     seed: int = typer.Option(0, "--seed", help="Global seed; each output's seed derives from it, the sample, corruption and severity."),
-    release_compat: bool = typer.Option(False, "--release-compat", help="The release's protocol: corrupt at 256x256 and resize back."),
-    include_clean: bool = typer.Option(False, "--include-clean", help="Also add each frame uncorrupted (corruption 'clean'), so evaluate finds P_clean."),
+    release_compat: bool = flag("--release-compat", "The release's protocol: corrupt at 256x256 and resize back."),
+    include_clean: bool = flag("--include-clean", "Also add each frame uncorrupted (corruption 'clean'), so evaluate finds P_clean."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Use only this many test frames, evenly spaced (quick runs)."),
     overwrite: bool = OVERWRITE,
     workers: int = WORKERS,
@@ -123,12 +128,8 @@ def mtlendovis_gen(
     """MTLEndovis-Gen: a dataset's test frames under noise, blur, compression, spatter and bleeding."""
     from mtlbench.corruptions import DEFAULT_CORRUPTIONS
 
-    try:
-        severity_list = [int(value) for value in comma_list(severities)]
-    except ValueError:
-        raise InputError("--severities", f"not a comma-separated list of integers: {severities!r}") from None
     _run(
-        ctx, "mtlendovis-gen", out, base=base, corruptions=comma_list(corruptions) or DEFAULT_CORRUPTIONS,
-        severities=severity_list, seed=seed, release_compat=release_compat, include_clean=include_clean,
-        frames=frames, overwrite=overwrite, workers=workers, exports=comma_list(export),
+        ctx, "mtlendovis-gen", out, overwrite, workers, export,
+        base=base, corruptions=comma_list(corruptions) or DEFAULT_CORRUPTIONS, severities=int_list(severities, "--severities"),
+        seed=seed, release_compat=release_compat, include_clean=include_clean, frames=frames,
     )

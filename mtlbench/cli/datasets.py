@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mtlbench.cli.common import comma_list, console, err_console, state
+from mtlbench.cli.common import comma_list, console, err_console, flag, state
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
 from mtlbench.dataset.verify import verify_files
 from mtlbench.progress import rich_progress
@@ -27,7 +27,9 @@ def _class_table(card: DatasetCard) -> Table:
     for split in splits:
         table.add_column(split, justify="right")
     for cls in card.classes:
-        swatch = Text("  ", style=f"on rgb({cls.color[0]},{cls.color[1]},{cls.color[2]})")
+        # The swatch shows on a terminal only; the hex value everywhere (logs, pipes).
+        red, green, blue = cls.color
+        swatch = Text.assemble(("  ", f"on rgb({red},{green},{blue})"), f" #{red:02x}{green:02x}{blue:02x}")
         counts = [f"{card.meta['splits'][split]['pixel_counts'].get(cls.name, 0):,}" for split in splits]
         table.add_row(str(cls.id), cls.name, swatch, *counts)
     table.add_row("255", "(ignored)", "", *[f"{card.meta['splits'][s]['ignored_pixels']:,}" for s in splits])
@@ -91,7 +93,7 @@ def print_build_report(folder: Path, out: Console) -> None:
 def info(
     ctx: typer.Context,
     folder: Path = typer.Argument(..., help="A built dataset folder."),
-    verify: bool = typer.Option(False, "--verify", help="Re-hash every image and mask and report mismatches."),
+    verify: bool = flag("--verify", "Re-hash every image and mask and report mismatches."),
 ) -> None:
     """Print a dataset's card: classes, activities, split and class counts, fingerprint."""
     quiet = state(ctx).quiet

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from mtlbench.atomic import atomic_folder
-from mtlbench.cli.common import console, err_console, state
+from mtlbench.cli.common import console, err_console, flag, state
+from mtlbench.outputs import atomic_folder
 from mtlbench.progress import rich_progress
 
 
@@ -16,7 +16,7 @@ def demo_sources(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Folder to create."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generator (same seed, same bytes)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty folder."),
+    overwrite: bool = flag("--overwrite", "Replace an existing non-empty folder."),
 ) -> None:
     """Write small EndoVis 2018 + EndoVis-18-VQA and ESD COCO sources with learnable synthetic content."""
     from mtlbench.demo import write_demo_sources

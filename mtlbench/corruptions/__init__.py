@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Sequence
 
 import numpy as np
 
-from mtlbench.corruptions import bleeding, blur, digital, noise, weather  # noqa: F401  (they register)
 from mtlbench.corruptions.pixels import resize, to_float, to_uint8
-from mtlbench.corruptions.registry import CORRUPTIONS, REFERENCE_SIZE, SEVERITIES, Context
+from mtlbench.corruptions.registry import CORRUPTIONS, REFERENCE_SIZE, SEVERITIES, Context, Corruption
 from mtlbench.errors import InputError
 
 DEFAULT_CORRUPTIONS: tuple[str, ...] = (
@@ -46,27 +46,31 @@ DEFAULT_CORRUPTIONS: tuple[str, ...] = (
 # Outside the release's set: ImageNet-C corruptions it leaves out, and surgical smoke.
 EXTRA_CORRUPTIONS: tuple[str, ...] = ("defocus_blur", "brightness", "contrast", "smoke")
 
-__all__ = ["DEFAULT_CORRUPTIONS", "EXTRA_CORRUPTIONS", "SEVERITIES", "corrupt", "describe_parameters", "output_seed"]
+__all__ = [
+    "DEFAULT_CORRUPTIONS", "EXTRA_CORRUPTIONS", "SEVERITIES", "check_severities", "corrupt", "describe_parameters", "output_seed"
+]
+
+
+def check_severities(severities: Sequence[int], where: str) -> None:
+    if not severities or any(isinstance(s, bool) or s not in SEVERITIES for s in severities):
+        raise InputError(where, f"severities must be among {', '.join(map(str, SEVERITIES))}, got {list(severities)}")
 
 
 def corrupt(image: np.ndarray, name: str, severity: int, seed: int, release_compat: bool = False) -> np.ndarray:
     """An (H, W, 3) uint8 RGB image under a corruption at a severity in 1-5; same shape and dtype."""
-    if name not in CORRUPTIONS:
-        raise InputError("corruptions", f"unknown corruption {name!r} (known: {', '.join(sorted(CORRUPTIONS))})")
-    if isinstance(severity, bool) or severity not in SEVERITIES:
-        raise InputError("corruptions", f"severity must be one of {', '.join(map(str, SEVERITIES))}, not {severity!r}")
+    corruption = CORRUPTIONS.get(name, "corruptions")
+    check_severities([severity], "corruptions")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         found = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
         raise InputError("corruptions", f"expected an (H, W, 3) uint8 RGB image, got {found}")
     height, width = image.shape[:2]
     if release_compat:
         small = resize(image, REFERENCE_SIZE, REFERENCE_SIZE)
-        return resize(_apply(small, name, int(severity), seed, image_scale=1.0), height, width)
-    return _apply(image, name, int(severity), seed, image_scale=min(height, width) / REFERENCE_SIZE)
+        return resize(_apply(small, corruption, int(severity), seed, image_scale=1.0), height, width)
+    return _apply(image, corruption, int(severity), seed, image_scale=min(height, width) / REFERENCE_SIZE)
 
 
-def _apply(image: np.ndarray, name: str, severity: int, seed: int, image_scale: float) -> np.ndarray:
-    corruption = CORRUPTIONS[name]
+def _apply(image: np.ndarray, corruption: Corruption, severity: int, seed: int, image_scale: float) -> np.ndarray:
     context = Context(np.random.default_rng(seed), image_scale)
     return to_uint8(corruption.function(to_float(image), context, **corruption.parameters(severity, image_scale)))
 
@@ -82,4 +86,4 @@ def output_seed(global_seed: int, sample_id: str, name: str, severity: int) -> i
 def describe_parameters() -> dict:
     """Corruption name -> its parameters per severity, which of them scale with the image, and a
     note on anything else (schedules, departures from the release); JSON-ready."""
-    return {name: CORRUPTIONS[name].describe() for name in DEFAULT_CORRUPTIONS + EXTRA_CORRUPTIONS}
+    return {name: CORRUPTIONS.get(name).describe() for name in DEFAULT_CORRUPTIONS + EXTRA_CORRUPTIONS}

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from mtlbench.registry import Registry
+
 SEVERITIES = (1, 2, 3, 4, 5)
 # The release corrupts 256x256 images, so every length in its tables is in pixels of that size.
 REFERENCE_SIZE = 256
@@ -53,7 +55,10 @@ class Corruption:
         return described
 
 
-CORRUPTIONS: dict[str, Corruption] = {}
+CORRUPTIONS: Registry[Corruption] = Registry(
+    "corruption",
+    modules=tuple(f"mtlbench.corruptions.{family}" for family in ("noise", "blur", "digital", "weather", "bleeding")),
+)
 
 
 def register(name: str, *, spatial: tuple[str, ...] = (), note: str = "", **columns) -> Callable:
@@ -63,11 +68,11 @@ def register(name: str, *, spatial: tuple[str, ...] = (), note: str = "", **colu
         column: value if isinstance(value, tuple) else (value,) * len(SEVERITIES) for column, value in columns.items()
     }
     wrong = [column for column, values in per_severity.items() if len(values) != len(SEVERITIES)]
-    if name in CORRUPTIONS or wrong or not set(spatial) <= set(columns):
-        raise ValueError(f"corruption {name!r}: registered twice, or bad columns {wrong} / spatial {spatial}")
+    if wrong or not set(spatial) <= set(columns):
+        raise ValueError(f"corruption {name!r}: bad columns {wrong} / spatial {spatial}")
 
     def add(function: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        CORRUPTIONS[name] = Corruption(name, function, per_severity, spatial, note)
+        CORRUPTIONS.add(name, Corruption(name, function, per_severity, spatial, note))
         return function
 
     return add

@@ -1,5 +1,7 @@
 """A torch Dataset over one split of a dataset folder.
 
+Every file is checked against its sha256 in samples.csv as it is read (mtlbench.dataset.files).
+
 Resizing and normalisation are done in torch (no torchvision): images bilinear with
 antialiasing, masks nearest-neighbour so class ids are never blended.
 """
@@ -14,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from mtlbench.dataset.files import read_image, read_mask
 from mtlbench.dataset.manifest import DatasetCard, Sample, read_dataset
 from mtlbench.errors import InputError
-from mtlbench.pngio import read_class_mask, read_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,7 +42,7 @@ class SplitDataset(Dataset):
         self.size = size
         if isinstance(normalise, str):
             if normalise not in NORMALISATIONS:
-                raise ValueError(f"unknown normalisation {normalise!r}; known: {', '.join(NORMALISATIONS)}")
+                raise InputError("normalise", f"unknown normalisation {normalise!r} (known: {', '.join(NORMALISATIONS)})")
             normalise = NORMALISATIONS[normalise]
         self.mean_std = None if normalise is None else tuple(torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in normalise)
 
@@ -57,10 +59,8 @@ class SplitDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image = torch.from_numpy(read_rgb(self.card.root / sample.image).copy()).permute(2, 0, 1).float().div_(255)
-        mask = torch.from_numpy(read_class_mask(self.card.root / sample.mask).astype(np.int64))
-        if tuple(mask.shape) != (sample.height, sample.width) or tuple(image.shape[1:]) != (sample.height, sample.width):
-            raise InputError(self.card.root / sample.image, "image or mask size differs from samples.csv")
+        image = torch.from_numpy(read_image(self.card.root, sample).copy()).permute(2, 0, 1).float().div_(255)
+        mask = torch.from_numpy(read_mask(self.card.root, sample).astype(np.int64))
         if self.size is not None and tuple(self.size) != (sample.height, sample.width):
             image = F.interpolate(image[None], size=self.size, mode="bilinear", align_corners=False, antialias=True)[0]
             mask = F.interpolate(mask[None, None].float(), size=self.size, mode="nearest-exact")[0, 0].long()

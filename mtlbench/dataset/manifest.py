@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from mtlbench.errors import InputError, read_json
+from mtlbench.errors import InputError
+from mtlbench.jsonio import read_json
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
 
 FORMAT_NAME = "mtlbench-dataset"
@@ -111,15 +111,6 @@ def fingerprint(samples: list[Sample] | tuple[Sample, ...], extra_columns: tuple
     """sha256 of the manifest text with its rows sorted by sample_id (independent of row order)."""
     ordered = sorted(samples, key=lambda sample: sample.sample_id)
     return hashlib.sha256(manifest_text(ordered, extra_columns).encode("utf-8")).hexdigest()
-
-
-_NUMBER_LIST = re.compile(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]")
-
-
-def dump_json(data: dict) -> str:
-    """Indented JSON with lists of integers (colours, sequence numbers) kept on one line."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _NUMBER_LIST.sub(lambda match: "[" + ", ".join(match.group(1).replace(",", " ").split()) + "]", text) + "\n"
 
 
 def vocabulary_json(classes: tuple[SegClass, ...], activities: tuple[str, ...]) -> dict:

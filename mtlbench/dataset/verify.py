@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mtlbench.dataset.manifest import DatasetCard
-from mtlbench.pngio import sha256_file
+from mtlbench.outputs import sha256_file
 from mtlbench.progress import ProgressFn, silent
 
 DATA_FOLDERS = ("images", "masks")

@@ -1,8 +1,9 @@
 """Writing a dataset folder from the samples a builder has found.
 
 A builder only discovers its inputs and describes each sample as a `SampleJob` whose image and
-mask are lazy sources; this module decodes them (in parallel), writes images/ and masks/,
-collects the statistics of dataset.json and commits the folder atomically.
+mask are lazy sources; this module checks that every declared split has samples, decodes them
+(in parallel), writes images/ and masks/, collects the statistics of dataset.json, runs the
+caller's finalise step (e.g. exports) on the complete folder and commits it atomically.
 """
 
 from __future__ import annotations
@@ -10,22 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from mtlbench import __version__, pngio
-from mtlbench.atomic import atomic_folder
-from mtlbench.dataset.manifest import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    Sample,
-    dump_json,
-    fingerprint,
-    manifest_text,
-    vocabulary_json,
-)
+from mtlbench.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, Sample, fingerprint, manifest_text, vocabulary_json
 from mtlbench.errors import InputError
+from mtlbench.jsonio import dump_json
+from mtlbench.outputs import atomic_folder
 from mtlbench.parallel import ordered_map
 from mtlbench.progress import ProgressFn, silent
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
@@ -91,6 +85,7 @@ class DatasetSpec:
     activities: tuple[str, ...]
     splits: tuple[str, ...]
     build_parameters: dict
+    splits_from: str  # where the split definition comes from (a split file, or the builder's default), for errors
     extra_columns: tuple[str, ...] = ()
 
 
@@ -162,6 +157,20 @@ def summarise_skips(skips: Sequence[Skip]) -> dict:
     }
 
 
+def check_splits_have_samples(spec: DatasetSpec, jobs: Sequence[SampleJob], allow_empty_splits: bool) -> None:
+    """Every declared split needs samples: a dataset without test (or train, or val) is almost
+    always a mistake in the split definition, unless the caller says it is intended."""
+    if not jobs:
+        raise InputError(spec.splits_from, f"no usable frames found in the inputs of {spec.name}")
+    empty = [split for split in spec.splits if not any(job.split == split for job in jobs)]
+    if empty and not allow_empty_splits:
+        raise InputError(
+            spec.splits_from,
+            f"split(s) {', '.join(map(repr, empty))} would have no samples (none of their sequences is given, "
+            "or none was found in the source); pass --allow-empty-splits if this is intended",
+        )
+
+
 def build_dataset(
     spec: DatasetSpec,
     jobs: Sequence[SampleJob],
@@ -170,12 +179,15 @@ def build_dataset(
     *,
     overwrite: bool = False,
     workers: int = 1,
-    exports: Sequence[str] = (),
+    allow_empty_splits: bool = False,
+    finalise: Callable[[Path], None] | None = None,
     progress: ProgressFn = silent,
 ) -> Path:
-    """Decode every job into a new dataset folder at `out`; returns `out`."""
-    if not jobs:
-        raise InputError(spec.name, "no usable frames found in the inputs")
+    """Decode every job into a new dataset folder at `out`; returns `out`.
+
+    `finalise(folder)` runs on the complete folder before it is committed (a failure there
+    leaves nothing behind either)."""
+    check_splits_have_samples(spec, jobs, allow_empty_splits)
     _check_unique_ids(jobs)
     jobs = sorted(jobs, key=lambda job: (spec.splits.index(job.split), job.sample_id))
     with atomic_folder(Path(out), overwrite=overwrite) as staging:
@@ -186,10 +198,8 @@ def build_dataset(
         (staging / "samples.csv").write_text(manifest_text(samples, spec.extra_columns), encoding="utf-8")
         meta = _describe(spec, converted, skips)
         (staging / "dataset.json").write_text(dump_json(meta), encoding="utf-8")
-        if exports:
-            from mtlbench.exports import run_exports
-
-            run_exports(staging, exports, progress)
+        if finalise is not None:
+            finalise(staging)
     return Path(out)
 
 

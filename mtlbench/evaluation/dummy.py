@@ -7,26 +7,16 @@ docs/format-submission.md exactly, and the same inputs always give the same byte
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from mtlbench import pngio
-from mtlbench.atomic import atomic_folder
-from mtlbench.dataset.manifest import DatasetCard, Sample, dump_json
+from mtlbench.dataset.manifest import DatasetCard, Sample
 from mtlbench.errors import InputError
-from mtlbench.evaluation.submission import (
-    ACTIVITIES_FILE,
-    MASK_SUFFIX,
-    MASKS_FOLDER,
-    META_FILE,
-    TASKS,
-    score_column,
-)
+from mtlbench.evaluation.submission_writer import SubmissionWriter
+from mtlbench.tasks import TASKS
 
 DUMMY_KINDS = ("constant", "random")
 # Random masks are constant on tiles of this size, so that their PNGs stay small.
@@ -95,7 +85,7 @@ def write_dummy_submission(
 ) -> Path:
     """Write a valid `kind` submission for `split` of `card` into the folder `out`; returns `out`."""
     if kind not in DUMMY_KINDS:
-        raise InputError("kind", f"{kind!r} is not a dummy kind (choose from: {', '.join(DUMMY_KINDS)})")
+        raise InputError("--kind", f"{kind!r} is not a dummy kind (choose from: {', '.join(DUMMY_KINDS)})")
     unknown = [task for task in tasks if task not in TASKS]
     if unknown or not tasks:
         raise InputError("tasks", f"choose one or more of {', '.join(TASKS)} (got: {', '.join(tasks) or 'none'})")
@@ -105,30 +95,17 @@ def write_dummy_submission(
     guesser: _Guesser = _ConstantGuesser(card) if kind == "constant" else _RandomGuesser(card, seed)
     meta = {
         "method": f"dummy-{kind}",
-        "dataset_fingerprint": card.fingerprint,
-        "split": split,
         "seed": seed if kind == "random" else None,  # null where nothing is random, as in dataset.json
         "parameters": {"kind": kind},
         "parameter_count": 0,
     }
-    out = Path(out)
-    with atomic_folder(out, overwrite=overwrite) as staging:
-        if "activity" in tasks:
-            pngio.write_bytes(staging / ACTIVITIES_FILE, _activities_csv(card, samples, guesser).encode("utf-8"))
-        if "segmentation" in tasks:
-            (staging / MASKS_FOLDER).mkdir()
-            for sample in samples:
-                pngio.write_png(staging / MASKS_FOLDER / f"{sample.sample_id}{MASK_SUFFIX}", guesser.mask(sample))
-        pngio.write_bytes(staging / META_FILE, dump_json(meta).encode("utf-8"))
-    return out
-
-
-def _activities_csv(card: DatasetCard, samples: tuple[Sample, ...], guesser: _Guesser) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["sample_id", "activity", *(score_column(name) for name in card.activities)])
-    for sample in samples:
-        scores = guesser.scores(sample)
-        # repr is the shortest text that reads back as the same float: exact and reproducible.
-        writer.writerow([sample.sample_id, card.activities[int(np.argmax(scores))], *(repr(float(s)) for s in scores)])
-    return buffer.getvalue()
+    with SubmissionWriter(card, split, Path(out), meta, overwrite=overwrite, option="--write-dummy") as writer:
+        for sample in samples:
+            # Both streams are drawn for every sample in the same order, whatever the tasks.
+            scores, mask = guesser.scores(sample), guesser.mask(sample)
+            writer.add(
+                sample.sample_id,
+                scores=scores if "activity" in tasks else None,
+                mask=mask if "segmentation" in tasks else None,
+            )
+    return Path(out)

@@ -13,16 +13,18 @@ import numpy as np
 
 from mtlbench import __version__
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
+from mtlbench.errors import InputError
+from mtlbench.evaluation.results_file import ResultsSource, load_results
 from mtlbench.evaluation.streaming import MaskPair, frame_confusions
 from mtlbench.evaluation.submission import Submission, open_submission
 from mtlbench.metrics import activity, robustness, segmentation
 from mtlbench.metrics.bootstrap import cluster_bootstrap, sum_by_sequence
 from mtlbench.metrics.multitask import multitask_deltas
 from mtlbench.progress import ProgressFn, silent
+from mtlbench.tasks import TASKS
 from mtlbench.taxonomies import IGNORE_INDEX
 
 EVALUATOR_VERSION = "1.0.0"
-TASKS = ("activity", "segmentation")
 ACTIVITY_HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 SEGMENTATION_HEADLINE = ("miou", "miou_foreground", "mdice", "pixel_accuracy", "challenge_iou", "isi_iou", "mciou")
 MAX_LISTED_MISSING = 10
@@ -33,30 +35,35 @@ def evaluate(
     dataset: str | Path | DatasetCard,
     split: str = "test",
     *,
-    baselines: Sequence[dict] = (),
+    baselines: Sequence[ResultsSource] = (),
     workers: int = 1,
     bootstrap: int = 1000,
     seed: int = 0,
     allow_missing: bool = False,
     ignore_fingerprint: bool = False,
-    clean: dict | None = None,
-    clean_source: str = "clean results given by the caller",
-    reference: dict | None = None,
-    reference_name: str | None = None,
+    clean: ResultsSource | None = None,
+    clean_source: str | None = None,
+    reference: ResultsSource | None = None,
     progress: ProgressFn = silent,
 ) -> dict:
     """Score a submission; see docs/format-submission.md for its format and docs/metrics.md for the output.
 
-    On a robustness set (samples with a `corruption` column) the results also hold `robustness`:
-    the metrics per corruption and severity, mPC and rPC against `clean` (a results dict of the
-    clean test split; without it, the set's own `clean` frames if it has them) and CE / mCE
-    against `reference` (the results dict of a reference model on the same set, named
-    `reference_name`)."""
+    `baselines` are results (results.json paths or dicts) of single-task models on the same
+    dataset and split: they add the multi-task deltas. On a robustness set (samples with a
+    `corruption` column) the results also hold `robustness`: the metrics per corruption and
+    severity, mPC and rPC against `clean` (results of the same model on the base dataset's test
+    split; without it, the set's own `clean` frames if it has them) and CE / mCE against
+    `reference` (results of a reference model on the same set). Results of another dataset or
+    split are refused, before anything is scored."""
     card = dataset if isinstance(dataset, DatasetCard) else read_dataset(dataset)
+    samples = card.split(split)
+    baseline_results = [load_results(source, "baseline", card.fingerprint, split) for source in baselines]
+    robustness_inputs = _robustness_inputs(card, clean, clean_source, reference, split) if _is_robustness_set(samples) else None
+    if robustness_inputs is None and (clean is not None or reference is not None):
+        raise InputError(card.root / "dataset.json", "clean and reference results apply to robustness sets only (build-dataset mtlendovis-gen)")
     with open_submission(
         Path(predictions), card, split, allow_missing=allow_missing, ignore_fingerprint=ignore_fingerprint
     ) as submission:
-        samples = card.split(split)
         sequences = [sample.sequence for sample in samples]
         results = {
             "evaluator": {"version": EVALUATOR_VERSION, "mtlbench_version": __version__},
@@ -76,20 +83,14 @@ def evaluate(
             results["segmentation"] = _score_segmentation(card, samples, confusions, bootstrap, seed)
         else:
             results["segmentation"] = _not_scored(SEGMENTATION_HEADLINE)
-    if "corruption" in samples[0].extra:
+    if robustness_inputs is not None:
         conditions = [(sample.extra["corruption"], int(sample.extra["severity"])) for sample in samples]
         per_condition = robustness.condition_metrics(
             conditions, truth, predicted, card.activities, confusions, [cls.name for cls in card.classes]
         )
-        results["robustness"] = robustness.robustness_summary(
-            per_condition,
-            robustness.clean_from_results(clean) if clean is not None else None,
-            reference.get("robustness") if reference is not None else None,
-            reference_name,
-            **({"clean_source": clean_source} if clean is not None else {}),
-        )
-    if baselines:
-        results["multitask"] = multitask_deltas(results, baselines)
+        results["robustness"] = robustness.robustness_summary(per_condition, **robustness_inputs)
+    if baseline_results:
+        results["multitask"] = multitask_deltas(results, baseline_results)
     results["definitions"] = {
         "ignore_index": IGNORE_INDEX,
         "missing_predictions": "scored as wrong: a missing activity counts as an error, a missing mask as no pixel right",
@@ -98,6 +99,26 @@ def evaluate(
         "segmentation": results["segmentation"].pop("definitions", None),
     }
     return results
+
+
+def _is_robustness_set(samples) -> bool:
+    return "corruption" in samples[0].extra if samples else False
+
+
+def _robustness_inputs(card: DatasetCard, clean, clean_source: str | None, reference, split: str) -> dict:
+    """The keyword arguments of robustness_summary beyond the per-condition metrics."""
+    inputs: dict = {"clean": None}
+    if clean is not None:
+        base = card.meta["source"].get("base") or {}
+        clean_results = load_results(clean, "clean results", base.get("fingerprint"), "test")
+        default_source = "clean results given by the caller" if isinstance(clean, dict) else f"clean results {Path(clean).name}"
+        inputs.update(clean=robustness.clean_from_results(clean_results), clean_source=clean_source or default_source)
+    if reference is not None:
+        reference_results = load_results(reference, "reference results", card.fingerprint, split, needs_robustness=True)
+        method = reference_results.get("submission", {}).get("meta", {}).get("method")
+        name = method or ("the reference" if isinstance(reference, dict) else Path(reference).name)
+        inputs.update(reference=reference_results["robustness"], reference_name=name)
+    return inputs
 
 
 def _with_intervals(metrics: dict, per_sequence: dict[str, np.ndarray], statistic, resamples: int, seed: int) -> dict:
@@ -138,17 +159,7 @@ def _score_activity(card, samples, truth, predicted, scores, resamples: int, see
 
 
 def _mask_pairs(card: DatasetCard, samples, submission: Submission) -> list[MaskPair]:
-    return [
-        MaskPair(
-            sample_id=sample.sample_id,
-            ground_truth=card.root / sample.mask,
-            prediction=submission.mask_paths.get(sample.sample_id),
-            width=sample.width,
-            height=sample.height,
-            num_classes=len(card.classes),
-        )
-        for sample in samples
-    ]
+    return [MaskPair(card.root, sample, submission.mask_paths.get(sample.sample_id), len(card.classes)) for sample in samples]
 
 
 def _score_segmentation(card, samples, confusions: np.ndarray, resamples: int, seed: int) -> dict:

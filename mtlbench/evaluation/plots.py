@@ -1,34 +1,16 @@
-"""Pictures of an evaluation: activity confusion matrix, per-class IoU, per-activity mIoU (PNG)."""
+"""Pictures of an evaluation: activity confusion matrix, per-class IoU, per-activity mIoU, robustness (PNG).
+
+Every title starts with the method, the dataset and the split, so a picture says what it shows.
+"""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from mtlbench.pngio import write_bytes
-
-DPI = 120
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(figure, path: Path) -> Path:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the same results give the same bytes.
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    pyplot().close(figure)
-    write_bytes(path, buffer.getvalue())
-    return path
+from mtlbench.evaluation.robustness_plot import robustness_plot
+from mtlbench.figures import pyplot, results_label, save_figure
 
 
 def confusion_plot(results: dict, path: Path) -> Path:
@@ -49,14 +31,14 @@ def confusion_plot(results: dict, path: Path) -> Path:
     axes.set_yticks(range(len(names)), names, fontsize=8)
     axes.set_xlabel("predicted activity")
     axes.set_ylabel("true activity")
-    axes.set_title("Activity confusion (colour: share of the true activity's frames)", fontsize=9)
+    axes.set_title(f"{results_label(results)}\nactivity confusion (colour: share of the true activity's frames)", fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.046)
     return save_figure(figure, path)
 
 
 def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) -> Path:
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.3 * len(labels)))
+    figure, axes = plt.subplots(figsize=(7, 1.5 + 0.3 * len(labels)))
     positions = np.arange(len(labels))
     shown = [0.0 if value is None else value for value in values]
     bars = axes.barh(positions, shown, color=["#bbbbbb" if value is None else "#3b75af" for value in values])
@@ -72,13 +54,15 @@ def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) 
 
 def class_iou_plot(results: dict, path: Path) -> Path:
     rows = results["segmentation"]["per_class"]
-    return _bars([row["name"] for row in rows], [row["iou"] for row in rows], "IoU per class (dataset-level; n/a: class absent from GT and prediction)", "IoU", path)
+    title = f"{results_label(results)}\nIoU per class (dataset-level; n/a: class absent from GT and prediction)"
+    return _bars([row["name"] for row in rows], [row["iou"] for row in rows], title, "IoU", path)
 
 
 def activity_miou_plot(results: dict, path: Path) -> Path:
     rows = [row for row in results["segmentation"]["per_activity"] if row["frames"]]
     labels = [f"{row['name']} ({row['frames']})" for row in rows]
-    return _bars(labels, [row["miou"] for row in rows], "mIoU of the frames of each activity (frames)", "mIoU", path)
+    title = f"{results_label(results)}\nmIoU of the frames of each activity (frames)"
+    return _bars(labels, [row["miou"] for row in rows], title, "mIoU", path)
 
 
 def write_plots(results: dict, folder: Path) -> list[Path]:
@@ -93,7 +77,5 @@ def write_plots(results: dict, folder: Path) -> list[Path]:
         if results["segmentation"].get("per_activity"):
             written.append(activity_miou_plot(results, folder / "segmentation_activity_miou.png"))
     if "robustness" in results:
-        from mtlbench.evaluation.robustness_report import robustness_plot
-
-        written.append(robustness_plot(results["robustness"], folder / "robustness.png"))
+        written.append(robustness_plot(results, folder / "robustness.png"))
     return written

@@ -70,16 +70,32 @@ def class_table(results: dict) -> Table:
     return table
 
 
+def _defined_scores(row: dict, predicted: int | None) -> tuple:
+    """Precision, recall and F1 of a per-class row, None where undefined: results.json keeps
+    scikit-learn's zero_division = 0, but a table that shows 0 for an activity with no frames
+    (recall) or never predicted (precision) says something false."""
+    if "precision" not in row:
+        return None, None, None
+    support = row["support"]
+    return (
+        row["precision"] if predicted else None,
+        row["recall"] if support else None,
+        row["f1"] if support or predicted else None,
+    )
+
+
 def activity_table(results: dict) -> Table:
-    table = Table(title="Per activity", title_justify="left")
+    table = Table(title="Per activity (n/a: no test frame of the activity, or never predicted)", title_justify="left")
     for column in ("id", "activity", "support", "precision", "recall", "F1", "mIoU of its frames"):
         table.add_column(column, justify="right" if column != "activity" else "left")
     segmentation_rows = {row["id"]: row for row in results["segmentation"].get("per_activity") or []}
+    confusion = results["activity"].get("confusion_matrix")
+    predicted = [sum(row[column] for row in confusion) for column in range(len(confusion))] if confusion else None
     for row in results["activity"]["per_class"] or _support_only(results):
         miou = segmentation_rows.get(row["id"], {}).get("miou")
+        scores = _defined_scores(row, predicted[row["id"]] if predicted else None)
         table.add_row(
-            str(row["id"]), escape(row["name"]), str(row.get("support", "")),
-            format_number(row.get("precision")), format_number(row.get("recall")), format_number(row.get("f1")), format_number(miou),
+            str(row["id"]), escape(row["name"]), str(row.get("support", "")), *map(format_number, scores), format_number(miou),
         )
     return table
 

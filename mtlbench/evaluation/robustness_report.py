@@ -1,15 +1,11 @@
-"""Robustness on screen and as a picture: metric per corruption and severity, mPC, rPC, mCE."""
+"""Robustness on screen: metric per corruption and severity, mPC, rPC, mCE (the picture: robustness_plot.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mtlbench.evaluation.plots import pyplot, save_figure
 from mtlbench.evaluation.report import format_number
 
 # Headline robustness numbers whose null reason is worth a line under the table.
@@ -72,40 +68,3 @@ def print_robustness(summary: dict, console: Console) -> None:
     for key, reason in summary["null_reasons"].items():
         if key.startswith(SUMMARY_REASON_PREFIXES):
             console.print(f"[yellow]{escape(key)}: {escape(reason)}[/]", highlight=False)
-
-
-def _colour_index(index: int) -> int:
-    """tab20 holds a dark and a light shade of each of 10 hues: the dark ones first, so neighbours differ."""
-    return (2 * index) % 20 + (index // 10) % 2
-
-
-def robustness_plot(summary: dict, path: Path) -> Path:
-    """One panel per metric: the metric against severity, a line per corruption, P_clean dashed."""
-    plt = pyplot()
-    metrics = summary["metrics"]
-    figure, axes_row = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics) + 2.2, 3.8), squeeze=False)
-    colours = plt.get_cmap("tab20")
-    for axes, metric in zip(axes_row[0], metrics):
-        for index, corruption in enumerate(summary["corruptions"]):
-            rows = [row for row in summary["table"] if row["corruption"] == corruption]
-            # NaN only inside the figure: a null value leaves a gap in the line
-            values = [np.nan if row[metric] is None else row[metric] for row in rows]
-            axes.plot([row["severity"] for row in rows], values, marker="o", markersize=3,
-                      color=colours(_colour_index(index)), label=corruption)
-        clean = None if summary["clean"] is None else summary["clean"][metric]
-        if clean is not None:
-            axes.axhline(clean, color="black", linestyle="--", linewidth=1, label="clean")
-        if not _has_values(summary, metric):
-            axes.text(0.5, 0.5, "no values (task not scored?)", ha="center", va="center", transform=axes.transAxes, fontsize=8)
-        axes.set_xticks(summary["severities"])
-        axes.set_ylim(0, 1.02)
-        axes.set_xlabel("severity")
-        axes.set_ylabel(metric)
-        axes.set_title(f"{metric}: mPC {format_number(summary['mpc'][metric])}, rPC {format_number(summary['rpc'][metric])}", fontsize=9)
-    legend = {}
-    for axes in axes_row[0]:
-        for handle, label in zip(*axes.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    if legend:
-        axes_row[0][-1].legend(legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
-    return save_figure(figure, Path(path))

@@ -4,7 +4,9 @@ Only (K, K + 1) confusion matrices leave the workers, so memory stays bounded by
 frames and classes, never by the masks. Each prediction is checked while it is read: a PNG
 that is corrupt, not single-channel 8-bit, of another size than its ground truth (checked from
 the header, before anything is decoded) or holding a value outside 0..K-1 stops the evaluation
-with a one-line error naming the file.
+with a one-line error naming the file. Each ground-truth mask is checked against its sha256 in
+samples.csv before it is decoded (mtlbench.dataset.files): results are never stamped with the
+fingerprint of a dataset whose masks changed after the build.
 """
 
 from __future__ import annotations
@@ -16,21 +18,29 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mtlbench.dataset.files import read_mask
+from mtlbench.dataset.manifest import Sample
 from mtlbench.errors import InputError
 from mtlbench.metrics.confusion import LabelRangeError, frame_confusion, missing_frame_confusion
 from mtlbench.parallel import ordered_map
-from mtlbench.pngio import MAX_IMAGE_PIXELS, read_class_mask
+from mtlbench.pngio import MAX_IMAGE_PIXELS
 from mtlbench.progress import ProgressFn, silent
 
 
 @dataclass(frozen=True)
 class MaskPair:
-    sample_id: str
-    ground_truth: Path
+    dataset_root: Path
+    sample: Sample  # its mask is the ground truth
     prediction: Path | None  # None: no prediction (scored under --allow-missing)
-    width: int
-    height: int
     num_classes: int
+
+    @property
+    def width(self) -> int:
+        return self.sample.width
+
+    @property
+    def height(self) -> int:
+        return self.sample.height
 
 
 def _read_prediction(pair: MaskPair) -> np.ndarray:
@@ -53,7 +63,7 @@ def _read_prediction(pair: MaskPair) -> np.ndarray:
 
 
 def pair_confusion(pair: MaskPair) -> np.ndarray:
-    ground_truth = read_class_mask(pair.ground_truth)
+    ground_truth = read_mask(pair.dataset_root, pair.sample)
     if pair.prediction is None:
         return missing_frame_confusion(ground_truth, pair.num_classes)
     prediction = _read_prediction(pair)
@@ -62,7 +72,7 @@ def pair_confusion(pair: MaskPair) -> np.ndarray:
     except LabelRangeError as error:
         if error.in_prediction:
             raise InputError(pair.prediction, str(error)) from None
-        raise InputError(pair.ground_truth, f"{error} (the dataset is damaged: run mtlbench info --verify)") from None
+        raise InputError(pair.dataset_root / pair.sample.mask, f"{error} (the dataset was built wrongly: rebuild it)") from None
 
 
 def frame_confusions(pairs: Sequence[MaskPair], num_classes: int, workers: int = 1, progress: ProgressFn = silent) -> np.ndarray:

@@ -27,20 +27,23 @@ from typing import Iterator
 import numpy as np
 
 from mtlbench.dataset.manifest import DatasetCard, Sample
-from mtlbench.errors import InputError, read_json
+from mtlbench.errors import InputError
+from mtlbench.jsonio import read_json
+from mtlbench.tasks import TASKS
 from mtlbench.taxonomies import IGNORE_INDEX, normalise_name
 
-TASKS = ("activity", "segmentation")
 ACTIVITIES_FILE = "activities.csv"
 MASKS_FOLDER = "masks"
 META_FILE = "submission.json"
 MASK_SUFFIX = ".png"
 SCORE_PREFIX = "score_"
 SCORE_SUM_TOLERANCE = 1e-3
-# A full-resolution mask per frame of the largest split stays far below both bounds; anything
-# above them is a mistake or a zip bomb, refused before a byte is extracted.
-MAX_ZIP_UNCOMPRESSED_BYTES = 32 * 2**30
+# A zip's directory is read whole: a mask per frame of the largest split stays far below this.
 MAX_ZIP_ENTRIES = 500_000
+# Bounds on what a zip entry may declare, per file read (a zip bomb is refused before extraction);
+# masks get mask_bytes(width, height) and activities.csv a header plus activities_row_bytes per row.
+MAX_META_BYTES = 8 * 2**20
+ACTIVITIES_HEADER_BYTES = 2**16
 # Finder's "Compress" adds resource forks under this folder; they are skipped, never extracted.
 MACOS_METADATA_FOLDER = "__MACOSX"
 MAX_LISTED = 10
@@ -71,7 +74,8 @@ def open_submission(
 ) -> Iterator[Submission]:
     """Validate a predictions folder or zip against one split of `card` and yield its content.
 
-    A zip is extracted into a temporary folder that exists only inside the `with` block.
+    From a zip, only what is read is extracted, into a temporary folder that exists only inside
+    the `with` block.
     """
     path = Path(path)
     samples = _split_samples(card, split)
@@ -79,7 +83,7 @@ def open_submission(
         yield _read_folder(path, card, split, samples, allow_missing, ignore_fingerprint)
     elif path.is_file() and path.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory(prefix="mtlbench-submission-") as scratch:
-            root = _extract_zip(path, Path(scratch))
+            root = _extract_zip(path, Path(scratch), card, split, samples)
             yield _read_folder(root, card, split, samples, allow_missing, ignore_fingerprint)
     elif path.exists():
         raise InputError(path, "a submission is a folder or a .zip file")
@@ -97,17 +101,25 @@ def _split_samples(card: DatasetCard, split: str) -> tuple[Sample, ...]:
 # --- zip ----------------------------------------------------------------------------------------
 
 
-def _extract_zip(path: Path, scratch: Path) -> Path:
-    """Check every entry, extract the regular files into `scratch`, return the submission's root."""
+def _extract_zip(path: Path, scratch: Path, card: DatasetCard, split: str, samples: tuple[Sample, ...]) -> Path:
+    """Check every entry, extract only the files the reader will read into `scratch`, return it.
+
+    Everything is decided from the zip's directory before a byte is extracted: unsafe or
+    duplicate entries refuse the whole zip; entries the reader never reads (other files at the
+    root, __MACOSX) are skipped; masks/ may hold only <sample_id>.png of the split; and each
+    extracted entry must declare at most what its file can need for this split (zipfile stops
+    every entry at its declared size, so the bound holds for what is written).
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             entries = [info for info in archive.infolist() if _entry_parts(info)[:1] != (MACOS_METADATA_FOLDER,)]
             _check_zip_entries(path, entries)
-            for info in entries:
-                _extract_entry(path, archive, info, scratch)
+            prefix = _zip_prefix(path, entries)
+            for info, relative in _entries_to_extract(path, entries, prefix, card, split, samples):
+                _extract_entry(path, archive, info, scratch.joinpath(*relative))
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise InputError(path, f"not a readable zip file ({exc})") from None
-    return _zip_root(path, scratch)
+    return scratch
 
 
 def _entry_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
@@ -117,10 +129,6 @@ def _entry_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
 def _check_zip_entries(path: Path, entries: list[zipfile.ZipInfo]) -> None:
     if len(entries) > MAX_ZIP_ENTRIES:
         raise InputError(path, f"{len(entries)} entries exceed the limit of {MAX_ZIP_ENTRIES}")
-    # zipfile stops every entry at its declared size, so this bound holds for what is written.
-    declared = sum(info.file_size for info in entries)
-    if declared > MAX_ZIP_UNCOMPRESSED_BYTES:
-        raise InputError(path, f"uncompressed size {declared} bytes exceeds the limit of {MAX_ZIP_UNCOMPRESSED_BYTES}")
     seen: set[tuple[str, ...]] = set()
     for info in entries:
         problem = _unsafe_entry(info)
@@ -153,8 +161,81 @@ def _unsafe_entry(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def _extract_entry(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, scratch: Path) -> None:
-    target = scratch.joinpath(*_entry_parts(info))
+def _zip_prefix(path: Path, entries: list[zipfile.ZipInfo]) -> tuple[str, ...]:
+    """() when the submission files are at the zip's root, else (folder,) of its one top-level folder."""
+    top = sorted({_entry_parts(info)[0] for info in entries if _entry_parts(info)})
+    if any(name in (ACTIVITIES_FILE, MASKS_FOLDER, META_FILE) for name in top):
+        return ()
+    if len(top) == 1 and any(len(_entry_parts(info)) > 1 or info.is_dir() for info in entries):
+        return (top[0],)
+    found = ", ".join(top[:MAX_LISTED]) or "nothing"
+    raise InputError(
+        path,
+        f"expected {ACTIVITIES_FILE} and/or {MASKS_FOLDER}/ at the root or inside one top-level folder (found: {found})",
+    )
+
+
+def _entries_to_extract(
+    path: Path, entries: list[zipfile.ZipInfo], prefix: tuple[str, ...], card: DatasetCard, split: str, samples: tuple[Sample, ...]
+) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+    """(entry, path relative to the submission root) of each entry the reader reads, checked as above."""
+    sizes = {sample.sample_id: (sample.width, sample.height) for sample in samples}
+    budgets = {
+        (ACTIVITIES_FILE,): ("activities file", ACTIVITIES_HEADER_BYTES + len(samples) * activities_row_bytes(len(card.activities))),
+        (META_FILE,): ("submission.json", MAX_META_BYTES),
+    }
+    split_of = {sample.sample_id: sample.split for sample in card.samples}
+    wanted, mask_entries = [], {}
+    for info in entries:
+        parts = _entry_parts(info)
+        if parts[: len(prefix)] != prefix or len(parts) == len(prefix):
+            continue
+        relative = parts[len(prefix) :]
+        if relative in budgets:
+            wanted.append((info, relative))
+        elif relative[0] == MASKS_FOLDER:
+            if len(relative) == 1 and not info.is_dir():
+                raise InputError(path / "/".join(parts), "must be a folder of <sample_id>.png masks")
+            if len(relative) == 1:
+                wanted.append((info, relative))
+            else:
+                kind = "dir" if len(relative) > 2 or info.is_dir() else "file"
+                mask_entries.setdefault(relative[1], kind if kind == "dir" else mask_entries.get(relative[1], "file"))
+                if kind == "file":
+                    wanted.append((info, relative))
+    unexpected = [
+        f"{name} ({problem})"
+        for name, kind in sorted(mask_entries.items())
+        if (problem := _mask_name_problem(name, kind, card, split, split_of))
+    ]
+    if unexpected:
+        raise InputError(path / "/".join(prefix + (MASKS_FOLDER,)), _unexpected_entries(unexpected))
+    for info, relative in wanted:
+        if info.is_dir():
+            continue
+        if relative[0] == MASKS_FOLDER:
+            width, height = sizes[relative[1][: -len(MASK_SUFFIX)]]
+            what, budget = f"{width}x{height} mask", mask_bytes(width, height)
+        else:
+            what, budget = budgets[relative]
+        if info.file_size > budget:
+            raise InputError(
+                path, f"entry {info.filename!r} declares {info.file_size} bytes, more than a {what} can need ({budget}); nothing was extracted"
+            )
+    return wanted
+
+
+def activities_row_bytes(activities: int) -> int:
+    """A generous bound on one row of activities.csv: id and name, and a float per activity."""
+    return 512 + 32 * activities
+
+
+def mask_bytes(width: int, height: int) -> int:
+    """A generous bound on an 8-bit PNG of width x height, even stored without compression."""
+    return 2 * width * height + 2**20
+
+
+def _extract_entry(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
     try:
         if info.is_dir():
             target.mkdir(parents=True, exist_ok=True)
@@ -164,20 +245,6 @@ def _extract_entry(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, 
             shutil.copyfileobj(source, sink)
     except (NotImplementedError, RuntimeError, OSError) as exc:
         raise InputError(path, f"entry {info.filename!r} cannot be extracted ({exc})") from None
-
-
-def _zip_root(path: Path, scratch: Path) -> Path:
-    """The zip's own root if it holds submission files, else its one top-level folder."""
-    top = sorted(scratch.iterdir())
-    if any(entry.name in (ACTIVITIES_FILE, MASKS_FOLDER, META_FILE) for entry in top):
-        return scratch
-    if len(top) == 1 and top[0].is_dir():
-        return top[0]
-    found = ", ".join(entry.name for entry in top[:MAX_LISTED]) or "nothing"
-    raise InputError(
-        path,
-        f"expected {ACTIVITIES_FILE} and/or {MASKS_FOLDER}/ at the root or inside one top-level folder (found: {found})",
-    )
 
 
 # --- the folder ---------------------------------------------------------------------------------
@@ -416,26 +483,30 @@ def _find_masks(folder: Path, card: DatasetCard, split: str, split_of: dict[str,
         for entry in sorted(entries, key=lambda entry: entry.name):
             if entry.is_symlink():
                 raise InputError(folder / entry.name, "symbolic links are not accepted in a submission")
-            problem = _mask_entry_problem(entry, card, split, split_of)
+            kind = "dir" if entry.is_dir(follow_symlinks=False) else "file" if entry.is_file(follow_symlinks=False) else "other"
+            problem = _mask_name_problem(entry.name, kind, card, split, split_of)
             if problem:
                 unexpected.append(f"{entry.name} ({problem})")
             else:
                 found[entry.name[: -len(MASK_SUFFIX)]] = folder / entry.name
     if unexpected:
-        raise InputError(
-            folder, f"{len(unexpected)} unexpected entr{'y' if len(unexpected) == 1 else 'ies'}: {_listing(unexpected)}"
-        )
+        raise InputError(folder, _unexpected_entries(unexpected))
     return found
 
 
-def _mask_entry_problem(entry: os.DirEntry, card: DatasetCard, split: str, split_of: dict[str, str]) -> str | None:
-    if entry.is_dir(follow_symlinks=False):
+def _unexpected_entries(unexpected: list[str]) -> str:
+    return f"{len(unexpected)} unexpected entr{'y' if len(unexpected) == 1 else 'ies'}: {_listing(unexpected)}"
+
+
+def _mask_name_problem(name: str, kind: str, card: DatasetCard, split: str, split_of: dict[str, str]) -> str | None:
+    """Why an entry of masks/ (kind: file, dir or other) is not a mask of the split, if it is not."""
+    if kind == "dir":
         return "a sub-folder"
-    if not entry.is_file(follow_symlinks=False):
+    if kind != "file":
         return "not a regular file"
-    if not entry.name.endswith(MASK_SUFFIX):
+    if not name.endswith(MASK_SUFFIX):
         return f"not {MASK_SUFFIX}"
-    return _where_else(entry.name[: -len(MASK_SUFFIX)], card, split, split_of)
+    return _where_else(name[: -len(MASK_SUFFIX)], card, split, split_of)
 
 
 # --- the description printed by `mtlbench evaluate --format` ----------------------------------
@@ -459,8 +530,8 @@ def expected_format(card: DatasetCard | None, split: str | None) -> str:
         f'  {META_FILE}         optional: {{"method": str, "dataset_fingerprint": str, "split": str,',
         '                          "seed": int or null, "parameters": {...}, "parameter_count": int, ...}',
         "A missing prediction is an error (--allow-missing scores it as wrong instead).",
-        f"Zips: at most {MAX_ZIP_ENTRIES} entries and {MAX_ZIP_UNCOMPRESSED_BYTES // 2**30} GiB uncompressed;",
-        "no absolute paths, '..', drive letters or symbolic links.",
+        f"Zips: at most {MAX_ZIP_ENTRIES} entries; no absolute paths, '..', drive letters or symbolic links;",
+        "only the files above are extracted, each at most the size its content can need.",
     ]
     if card is not None:
         lines += ["", *_dataset_description(card, split)]

@@ -1,40 +1,36 @@
 """Copies of a dataset folder in other tools' formats, written to <dataset>/exports/<name>/.
 
-Each exporter is `export(card, out, progress)`: it reads the dataset through `card` and writes
-into the empty folder `out`. `run_exports` gives it a temporary folder that replaces the old
-export only once complete, so re-exporting an existing dataset is atomic too. The formats are
-documented in docs/format-dataset.md.
+Each exporter (registered by name in EXPORTERS, one per file) reads the dataset through its
+card, every file checked against samples.csv, and writes into an empty folder. `run_exports`
+gives it a temporary folder that replaces the old export only once complete, so re-exporting an
+existing dataset is atomic too. The formats are documented in docs/format-dataset.md.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from mtlbench.atomic import atomic_folder
-from mtlbench.dataset.manifest import DatasetCard, read_dataset
-from mtlbench.errors import InputError
-from mtlbench.exports import coco, endoarss, hf
+from mtlbench.dataset.manifest import read_dataset
+from mtlbench.exports.registry import EXPORTERS
+from mtlbench.outputs import atomic_folder
 from mtlbench.progress import ProgressFn, silent
-
-Exporter = Callable[[DatasetCard, Path, ProgressFn], None]
-
-EXPORTERS: dict[str, Exporter] = {
-    "endoarss": endoarss.export,
-    "coco": coco.export,
-    "hf": hf.export,
-}
 
 EXPORTS_FOLDER = "exports"
 
 
+def checked_export_names(names: Sequence[str], where: str = "--export") -> tuple[str, ...]:
+    """The names without repeats, each a registered exporter (else a one-line error naming `where`)."""
+    for name in names:
+        EXPORTERS.get(name, where)
+    return tuple(dict.fromkeys(names))
+
+
 def run_exports(dataset_dir: Path, names: Sequence[str], progress: ProgressFn = silent) -> None:
     """Write each named export of the dataset at `dataset_dir`, replacing any earlier one."""
-    unknown = [name for name in names if name not in EXPORTERS]
-    if unknown:
-        raise InputError("export", f"unknown export {unknown[0]!r} (choose from: {', '.join(EXPORTERS)})")
+    names = checked_export_names(names)
     dataset_dir = Path(dataset_dir)
     card = read_dataset(dataset_dir)
-    for name in dict.fromkeys(names):
+    for name in names:
         with atomic_folder(dataset_dir / EXPORTS_FOLDER / name, overwrite=True) as staging:
-            EXPORTERS[name](card, staging, progress)
+            EXPORTERS.get(name)(card, staging, progress)

@@ -9,26 +9,26 @@ Ignore pixels are in no annotation: a decoder recovers them as the pixels left u
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from mtlbench import pngio
+from mtlbench.dataset.files import read_mask
 from mtlbench.dataset.manifest import DatasetCard, Sample
+from mtlbench.exports.registry import EXPORTERS
+from mtlbench.jsonio import write_json
 from mtlbench.progress import Advance, ProgressFn
 
 
+@EXPORTERS.register("coco")
 def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
     advance = progress("Exporting coco", len(card.samples))
     for split in card.split_names:
         samples = card.split(split)
         if samples:
-            document = _document(card, split, samples, advance)
-            # Compact separators: RLE annotations make indented files several times larger.
-            text = json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
-            (out / f"{split}.json").write_text(text, encoding="utf-8")
+            # Compact: RLE annotations make indented files several times larger.
+            write_json(out / f"{split}.json", _document(card, split, samples, advance), compact=True)
 
 
 def _document(card: DatasetCard, split: str, samples: tuple[Sample, ...], advance: Advance) -> dict:
@@ -48,7 +48,7 @@ def _document(card: DatasetCard, split: str, samples: tuple[Sample, ...], advanc
                 "activity_id": sample.activity_id,
             }
         )
-        mask = pngio.read_class_mask(card.root / sample.mask)
+        mask = read_mask(card.root, sample)
         present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256)[: len(card.classes)])
         for class_id in present:
             annotations.append(_annotation(len(annotations) + 1, image_id, int(class_id), mask == class_id))

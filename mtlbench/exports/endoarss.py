@@ -5,23 +5,24 @@ activities that have samples (the release enumerates the folders it finds). Imag
 of the dataset's files. The release reads a mask as 8-bit grey and subtracts 1 from every value
 above 0, so class k is written as k + 1 and comes back as k. No raw value comes back as ignore:
 ignore pixels are written as 0, which the release reads as background, the only value its loss
-accepts. mtlbench-export.json marks the folder as ours; an importer that finds it reads raw 0 as
-ignore again, which makes a re-import exact.
+accepts. mtlbench-export.json marks the folder as ours (mtlbench/endoarss_marker.py); an importer
+that finds it reads raw 0 as ignore again, which makes a re-import exact.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from mtlbench import pngio
-from mtlbench.dataset.manifest import DatasetCard, dump_json
+from mtlbench.dataset.files import read_dataset_file, read_mask
+from mtlbench.dataset.manifest import DatasetCard
+from mtlbench.endoarss_marker import MARKER_IGNORE_RAW_VALUE, write_marker
+from mtlbench.exports.registry import EXPORTERS
+from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn
-from mtlbench.sources.endoarss_release import MARKER_FILE, MARKER_FORMAT, MARKER_FORMAT_VERSION, MARKER_IGNORE_RAW_VALUE
 from mtlbench.taxonomies import IGNORE_INDEX
-
 
 
 def raw_values() -> np.ndarray:
@@ -31,23 +32,13 @@ def raw_values() -> np.ndarray:
     return table.astype(np.uint8)
 
 
+@EXPORTERS.register("endoarss")
 def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
     advance = progress("Exporting endoarss", len(card.samples))
     to_raw = raw_values()
     for sample in card.samples:
         folder = out / sample.split / str(sample.activity_id + 1)
-        (folder / "image").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(card.root / sample.image, folder / "image" / f"{sample.sample_id}.png")
-        mask = pngio.read_class_mask(card.root / sample.mask)
-        pngio.write_png(folder / "mask" / f"{sample.sample_id}.png", to_raw[mask])
+        write_bytes(folder / "image" / f"{sample.sample_id}.png", read_dataset_file(card.root, sample.image, sample.image_sha256))
+        pngio.write_png(folder / "mask" / f"{sample.sample_id}.png", to_raw[read_mask(card.root, sample)])
         advance()
-    marker = {
-        "format": MARKER_FORMAT,
-        "format_version": MARKER_FORMAT_VERSION,
-        "dataset": card.name,
-        "version": card.meta["version"],
-        "fingerprint": card.fingerprint,
-        **card.vocabulary_json(),
-        "ignore_raw_value": MARKER_IGNORE_RAW_VALUE,
-    }
-    (out / MARKER_FILE).write_text(dump_json(marker), encoding="utf-8")
+    write_marker(card, out)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from mtlbench.dataset.manifest import DatasetCard, Sample, dump_json
+from mtlbench.dataset.files import read_dataset_file
+from mtlbench.dataset.manifest import DatasetCard, Sample
+from mtlbench.exports.registry import EXPORTERS
+from mtlbench.jsonio import dump_json_line, write_json
 from mtlbench.progress import Advance, ProgressFn
 from mtlbench.taxonomies import IGNORE_INDEX
 
@@ -30,6 +32,7 @@ METADATA_FILE = "mtlbench.json"
 ROWS_PER_BATCH = 32
 
 
+@EXPORTERS.register("hf")
 def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
     metadata = {
         "format": FORMAT_NAME,
@@ -44,8 +47,8 @@ def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
     # Rows are first streamed to a scratch Arrow file so that memory use does not grow with the
     # dataset; save_to_disk then copies them into its own layout.
     with tempfile.TemporaryDirectory(prefix=".rows-", dir=out) as scratch, _datasets_progress_bars_off():
-        _save(card, out, Path(scratch), json.dumps(metadata, ensure_ascii=False), advance)
-    (out / METADATA_FILE).write_text(dump_json(metadata), encoding="utf-8")
+        _save(card, out, Path(scratch), dump_json_line(metadata).rstrip("\n"), advance)
+    write_json(out / METADATA_FILE, metadata)
 
 
 def _save(card: DatasetCard, out: Path, scratch: Path, description: str, advance: Advance) -> None:
@@ -89,8 +92,8 @@ def _row(card: DatasetCard, sample: Sample) -> dict:
         "sample_id": sample.sample_id,
         "sequence": sample.sequence,
         "frame": sample.frame,
-        "image": {"bytes": (card.root / sample.image).read_bytes(), "path": None},
-        "mask": {"bytes": (card.root / sample.mask).read_bytes(), "path": None},
+        "image": {"bytes": read_dataset_file(card.root, sample.image, sample.image_sha256), "path": None},
+        "mask": {"bytes": read_dataset_file(card.root, sample.mask, sample.mask_sha256), "path": None},
         "activity": sample.activity_id,
     }
 

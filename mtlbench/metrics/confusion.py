@@ -16,8 +16,8 @@ import numpy as np
 
 from mtlbench.taxonomies import IGNORE_INDEX
 
-# With K * (K + 1) <= 256 the joint label fits in uint8 even with wrap-around: ignored
-# ground truth (255 * K mod 256 = 256 - K) lands in [256 - K, 255], clear of [0, K * K).
+# With K * K <= 256 - K the joint label gt * K + pred of valid pixels fits in uint8 below the
+# wrap-around images of the ignored ground truth (255 * K mod 256 = 256 - K and up).
 _MAX_CLASSES_UINT8 = 15
 
 
@@ -44,6 +44,8 @@ def frame_confusion(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.nd
     """(K, K + 1) int64 confusion of one frame; `gt` and `pred` are (H, W) uint8 of equal shape.
 
     Raises LabelRangeError when `pred` holds a value >= K or `gt` a value >= K other than 255.
+    Both masks are range-checked before the joint label is formed, so no out-of-range value can
+    alias a valid or an ignored one through the uint8 wrap-around.
     """
     if gt.shape != pred.shape:
         raise ValueError(f"shapes differ: {gt.shape} vs {pred.shape}")
@@ -51,21 +53,19 @@ def frame_confusion(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.nd
     top = int(pred.max()) if pred.size else 0
     if top >= k:
         raise LabelRangeError(f"predicted class value {top} is out of range 0..{k - 1}", in_prediction=True)
+    if np.count_nonzero(gt >= k) != np.count_nonzero(gt == IGNORE_INDEX):
+        invalid = int(gt[(gt >= k) & (gt != IGNORE_INDEX)][0])
+        raise LabelRangeError(
+            f"ground-truth value {invalid} is outside 0..{k - 1} and is not the ignore value {IGNORE_INDEX}", in_prediction=False
+        )
     confusion = np.zeros((k, k + 1), dtype=np.int64)
     if k <= _MAX_CLASSES_UINT8:
         joint = gt * np.uint8(k)
         joint += pred
         counts = _run_counts(joint, 256)
-        ignored = int(counts[256 - k :].sum())
-        if np.count_nonzero(gt >= k) != ignored or int(counts[k * k : 256 - k].sum()):
-            raise LabelRangeError(f"ground-truth values outside 0..{k - 1} and {IGNORE_INDEX}", in_prediction=False)
-        confusion[:, :k] = counts[: k * k].reshape(k, k)
     else:
-        joint = gt.astype(np.uint16) * np.uint16(k) + pred
-        counts = _run_counts(joint, IGNORE_INDEX * k + k)
-        if int(counts[k * k : IGNORE_INDEX * k].sum()):
-            raise LabelRangeError(f"ground-truth values outside 0..{k - 1} and {IGNORE_INDEX}", in_prediction=False)
-        confusion[:, :k] = counts[: k * k].reshape(k, k)
+        counts = _run_counts(gt.astype(np.uint16) * np.uint16(k) + pred, IGNORE_INDEX * k + k)
+    confusion[:, :k] = counts[: k * k].reshape(k, k)
     return confusion
 
 

@@ -6,6 +6,13 @@ Categories are matched to class names ignoring case, spaces, '_' and '-' ("FPCW-
 Segmentations: polygons (a list of coordinate lists), compressed RLE (`counts` a string) or
 uncompressed RLE (`counts` a list), decoded with pycocotools at the image's size. An annotation
 with an empty segmentation list (a box-only annotation) paints nothing and is reported.
+Polygon coordinates are checked before anything is rasterised: every x must lie in
+[-m * width, (1 + m) * width] and every y in [-m * height, (1 + m) * height] with the margin
+m = POLYGON_MARGIN (50%). Points past the border are normal (the circular field of an endoscope
+often extends beyond the sensor, and pycocotools clips polygons to the image), but a point
+further out is an annotation error (another image, a doubled scale), and absurd values (1e9)
+would make the rasteriser allocate without bound. Non-finite numbers never get this far: the
+JSON reader refuses NaN and Infinity.
 
 Overlap rule: an image's instances are painted largest decoded pixel area first, ties in
 increasing annotation id, so smaller objects (instruments) stay on top of the larger regions
@@ -30,7 +37,8 @@ from pycocotools import mask as mask_utils
 
 from mtlbench.dataset.manifest import safe_id
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.errors import InputError, read_json
+from mtlbench.errors import InputError
+from mtlbench.jsonio import read_json
 from mtlbench.taxonomies import SegClass, normalise_name
 
 OVERLAP_RULE = (
@@ -43,6 +51,7 @@ VIDEO_FRAME_RULE = (
 )
 CATEGORY_RULE = "COCO category names matched to class names ignoring case, spaces, '_' and '-'"
 MAX_LISTED_MISSING = 10
+POLYGON_MARGIN = 0.5  # of the image's width (x) or height (y) that a polygon point may lie outside it
 
 
 @dataclass(frozen=True)
@@ -246,6 +255,20 @@ def _images_by_id(path: Path, images: list[CocoImage]) -> dict[int, CocoImage]:
     return by_id
 
 
+def _check_polygon_points(path: Path, where: str, polygons: tuple[tuple[float, ...], ...], image: CocoImage) -> None:
+    size = np.array([image.width, image.height], dtype=np.float64)
+    for polygon in polygons:
+        points = np.array(polygon, dtype=np.float64).reshape(-1, 2)
+        outside = ((points < -POLYGON_MARGIN * size) | (points > (1 + POLYGON_MARGIN) * size)).any(axis=1)
+        if outside.any():
+            x, y = points[int(np.argmax(outside))]
+            raise InputError(
+                path,
+                f"{where}: polygon point ({x:g}, {y:g}) lies outside the {image.width}x{image.height} image "
+                f"{image.file_name!r} by more than {POLYGON_MARGIN:.0%} of its size",
+            )
+
+
 def _segmentation(path: Path, where: str, segmentation, image: CocoImage) -> tuple[str, tuple | str]:
     """(kind, data) of an Instance, checked so that pycocotools cannot misread it."""
     if isinstance(segmentation, list):
@@ -258,7 +281,9 @@ def _segmentation(path: Path, where: str, segmentation, image: CocoImage) -> tup
             for polygon in segmentation
         ):
             raise InputError(path, f"{where}: each polygon must be a list of at least 6 numbers (x, y pairs)")
-        return "polygons", tuple(tuple(float(v) for v in polygon) for polygon in segmentation)
+        polygons = tuple(tuple(float(v) for v in polygon) for polygon in segmentation)
+        _check_polygon_points(path, where, polygons, image)
+        return "polygons", polygons
     if isinstance(segmentation, dict):
         if segmentation.get("size") != [image.height, image.width]:
             raise InputError(

@@ -1,4 +1,8 @@
-"""Sources of the robustness builder: a built dataset's frame under a corruption, and its mask as is."""
+"""Sources of a robustness set: a built dataset's frame under a corruption, and its mask as is.
+
+Both read the base dataset through mtlbench.dataset.files, so a base whose files changed after
+it was built is refused instead of being corrupted and stamped with its fingerprint.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,27 @@ from pathlib import Path
 
 import numpy as np
 
+from mtlbench.dataset.files import read_image, read_mask
+from mtlbench.dataset.manifest import Sample
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.pngio import read_class_mask, read_rgb
 
 CLEAN = "clean"  # the corruption name of uncorrupted copies (severity 0)
 
 
 @dataclass(frozen=True)
 class CorruptedImage:
-    path: Path
+    root: Path  # the base dataset
+    sample: Sample
     corruption: str
     severity: int
     seed: int
     release_compat: bool
 
     def describe(self) -> str:
-        return f"{self.path} ({self.corruption}, severity {self.severity})"
+        return f"{self.root / self.sample.image} ({self.corruption}, severity {self.severity})"
 
     def load(self) -> np.ndarray:
-        image = read_rgb(self.path)
+        image = read_image(self.root, self.sample)
         if self.corruption == CLEAN:
             return image
         from mtlbench.corruptions import corrupt
@@ -37,10 +43,11 @@ class CorruptedImage:
 class DatasetMask:
     """A mask of a built dataset: already class ids, copied unchanged."""
 
-    path: Path
+    root: Path
+    sample: Sample
 
     def describe(self) -> str:
-        return str(self.path)
+        return str(self.root / self.sample.mask)
 
     def decode(self, height: int, width: int) -> MaskDecoding:
-        return MaskDecoding(read_class_mask(self.path))
+        return MaskDecoding(read_mask(self.root, self.sample))

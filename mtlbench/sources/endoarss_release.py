@@ -7,7 +7,7 @@ image is the file with the same name in `image/`. Masks are read as 8-bit grey a
 > 0 has 1 subtracted, so raw 0 and raw 1 both become background 0; images are read as RGB and,
 unlike the release's loader, never resized.
 
-mtlbench's own exporter writes a marker file, `mtlbench-export.json`, at the root. It carries the
+mtlbench's own exporter writes a marker file (mtlbench/endoarss_marker.py) at the root. It carries the
 class and activity names and colours, and says that ignored pixels were written as raw 0: with a
 marker, raw 0 (and only 0; raw 1 is background) decodes to IGNORE_INDEX, so that re-importing an
 export gives back the original masks exactly.
@@ -25,52 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from mtlbench import pngio
-from mtlbench.dataset.manifest import SPLITS, parse_vocabulary, safe_id
+from mtlbench.dataset.manifest import SPLITS, safe_id
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.errors import InputError, read_json
-from mtlbench.taxonomies import IGNORE_INDEX, SegClass
+from mtlbench.errors import InputError
+from mtlbench.taxonomies import IGNORE_INDEX
 
-MARKER_FILE = "mtlbench-export.json"
-MARKER_FORMAT = "mtlbench-endoarss-export"
-MARKER_FORMAT_VERSION = 1
-# The only encoding mtlbench writes: raw = class id + 1, ignored pixels raw 0.
-MARKER_IGNORE_RAW_VALUE = 0
 _ACTIVITY_FOLDER = re.compile(r"^[1-9][0-9]*$")
-
-
-@dataclass(frozen=True)
-class ExportMarker:
-    dataset: str
-    version: str
-    fingerprint: str
-    classes: tuple[SegClass, ...]
-    activities: tuple[str, ...]
-
-
-def read_marker(root: Path) -> ExportMarker | None:
-    """The export marker at the release root, or None for a release without one."""
-    path = Path(root) / MARKER_FILE
-    if not path.is_file():
-        return None
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT:
-        raise InputError(path, f'not an mtlbench export marker ("format" must be {MARKER_FORMAT!r})')
-    if data.get("format_version") != MARKER_FORMAT_VERSION:
-        found = data.get("format_version")
-        raise InputError(path, f"format_version {found!r} is not supported (expected {MARKER_FORMAT_VERSION})")
-    if data.get("ignore_raw_value") != MARKER_IGNORE_RAW_VALUE:
-        raise InputError(path, f"ignore_raw_value must be {MARKER_IGNORE_RAW_VALUE}")
-    for key in ("dataset", "version", "fingerprint"):
-        if not isinstance(data.get(key), str):
-            raise InputError(path, f"field {key!r} missing or not a string")
-    classes, activities = parse_vocabulary(path, data)
-    return ExportMarker(
-        dataset=data["dataset"],
-        version=data["version"],
-        fingerprint=data["fingerprint"],
-        classes=classes,
-        activities=activities,
-    )
 
 
 def sequence_and_frame(stem: str) -> tuple[str, str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mtlbench.dataset.writer import MaskDecoding
-from mtlbench.errors import InputError, read_json
+from mtlbench.errors import InputError
+from mtlbench.jsonio import read_json
 from mtlbench.pngio import open_image
 from mtlbench.taxonomies import ENDOVIS18_CLASSES, IGNORE_INDEX
 

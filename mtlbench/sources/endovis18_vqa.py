@@ -4,7 +4,9 @@ Each `seq_N/vqa/Classification/frameXXX_QA.txt` holds `question|answer` lines. A
 are recognised by their answer being one of the 13 actions (question wording varies); each
 names one instrument's action. The frame's activity is the most frequent non-Idle action,
 ties broken by the standard action order (earlier wins), and Idle when every instrument is
-idle.
+idle. A QA file that is not UTF-8, has a non-blank line that is not `question|answer`, or has
+no action line at all says nothing about the frame's activity: it is an `UnlabelledFrame`
+error, never a label (Idle included).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from mtlbench.taxonomies import ENDOVIS18_ACTIONS, normalise_name
 
 ACTIVITY_RULE = (
     "per frame: the most frequent non-Idle per-instrument action among the QA lines whose answer is an action; "
-    "ties broken by the standard action order (earlier wins); Idle when every instrument is idle"
+    "ties broken by the standard action order (earlier wins); Idle when every instrument is idle; "
+    "a QA file without an action line is never labelled"
 )
 _ACTION_BY_KEY = {normalise_name(action): action for action in ENDOVIS18_ACTIONS}
 IDLE = ENDOVIS18_ACTIONS[0]
@@ -34,24 +37,34 @@ def find_qa_files(root: Path) -> dict[int, dict[str, Path]]:
     return found
 
 
+class UnlabelledFrame(InputError):
+    """A QA file from which no activity can be read (empty, not UTF-8, or malformed)."""
+
+
 def read_actions(path: Path) -> list[str]:
-    """The per-instrument actions of one QA file, in file order."""
+    """The per-instrument actions of one QA file, in file order; at least one, else UnlabelledFrame."""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(path, "QA file is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise UnlabelledFrame(path, f"QA file is not UTF-8 text (byte {exc.start})") from None
     actions = []
-    for line in text.splitlines():
-        if "|" not in line:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
             continue
-        answer = line.rsplit("|", 1)[1]
-        action = _ACTION_BY_KEY.get(normalise_name(answer))
+        if "|" not in line:
+            raise UnlabelledFrame(path, f"line {number} is not a question|answer line (--skip-unlabelled skips such frames)")
+        action = _ACTION_BY_KEY.get(normalise_name(line.rsplit("|", 1)[1]))
         if action is not None:
             actions.append(action)
+    if not actions:
+        problem = "empty QA file" if not text.strip() else "no line answers with one of the 13 actions"
+        raise UnlabelledFrame(path, f"{problem}: the frame's activity is unknown (--skip-unlabelled skips such frames)")
     return actions
 
 
 def frame_activity(actions: list[str]) -> str:
+    if not actions:
+        raise ValueError("a frame's activity needs at least one action")
     busy = Counter(action for action in actions if action != IDLE)
     if not busy:
         return IDLE

@@ -1,0 +1,8 @@
+"""The weighting methods, by name (one file each): `WEIGHTINGS.get(name)(tasks, config)` -> Weighting."""
+
+from mtlbench.registry import Registry
+
+WEIGHTINGS = Registry(
+    "weighting method",
+    modules=tuple(f"baselines.weighting.{module}" for module in ("ew", "uw", "dwa", "db_mtl", "stch")),
+)
