@@ -22,6 +22,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mtlbench.builders.mtlendovis import build_mtlendovis
+from mtlbench.builders.options import BuildOptions
 from mtlbench.taxonomies import ENDOVIS18_CLASSES
 
 HEIGHT, WIDTH = 1024, 1280
@@ -84,7 +85,8 @@ def main() -> None:
         split_file = Path(scratch) / "split.json"
         split_file.write_text(json.dumps({"test": [1]}))
         start = time.perf_counter()
-        build_mtlendovis(source, Path(scratch) / "dataset", split_file=split_file, workers=args.workers)
+        options = BuildOptions(workers=args.workers, allow_empty_splits=True)  # one sequence: test only
+        build_mtlendovis(source, Path(scratch) / "dataset", split_file=split_file, options=options)
         elapsed = time.perf_counter() - start
         size = sum(p.stat().st_size for p in (Path(scratch) / "dataset").rglob("*.png")) / args.frames / 1e6
     rate = args.frames / elapsed

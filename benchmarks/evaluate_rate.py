@@ -85,6 +85,7 @@ def make_dataset(root: Path, frames: int) -> Path:
     spec = DatasetSpec(
         name="bench", version="1", builder_version="1", source={"description": "benchmark"},
         classes=ENDOVIS18_CLASSES, activities=ENDOVIS18_ACTIONS, splits=("test",), build_parameters={},
+        splits_from="benchmark",
     )
     jobs = [
         SampleJob(f"s{i // 8:02d}_f{i:04d}", "test", f"s{i // 8:02d}", f"f{i:04d}", i % 13, FlatImage(), SceneMask(i))

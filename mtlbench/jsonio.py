@@ -2,7 +2,9 @@
 
 Reading is strict, because a JSON file is input that enters the program: NaN, Infinity and
 numbers too large for a float are not JSON (Python's json module accepts them), and a key given
-twice in one object is refused rather than silently taking the last value. Writing never emits
+twice in one object is refused rather than silently taking the last value. A reader whose files
+are known to carry NaN in fields it ignores (COCO exports of some tools write "area": NaN) may
+accept non-finite numbers, and must then check every number it uses. Writing never emits
 NaN or Infinity, and keeps lists of integers (colours, sequence numbers) on one line.
 """
 
@@ -43,17 +45,18 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return result
 
 
-def parse_json(text: str, where: str | Path):
+def parse_json(text: str, where: str | Path, allow_non_finite: bool = False):
     """Parse JSON text strictly; anything else is an InputError naming `where`."""
+    numbers = {} if allow_non_finite else {"parse_constant": _refuse_constant, "parse_float": _finite_float}
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=_unique_keys, **numbers)
     except _NotJSON as exc:
         raise InputError(where, f"not valid JSON ({exc})") from None
     except json.JSONDecodeError as exc:
         raise InputError(where, f"not valid JSON ({exc})") from None
 
 
-def read_json(path: str | Path, missing: str = "file not found"):
+def read_json(path: str | Path, missing: str = "file not found", allow_non_finite: bool = False):
     """Parse a JSON file; a missing, unreadable or malformed file is an InputError naming it."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -65,7 +68,7 @@ def read_json(path: str | Path, missing: str = "file not found"):
         raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror})") from None
-    return parse_json(text, path)
+    return parse_json(text, path, allow_non_finite)
 
 
 def dump_json(data, compact: bool = False) -> str:

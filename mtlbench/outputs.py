@@ -34,13 +34,13 @@ def _writable_ancestor(path: Path, option: str) -> None:
             break
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise InputError(ancestor, f"{option} {path}: {ancestor} is not a folder")
+        raise InputError(path, f"{option}: {ancestor} is a file, not a folder")
     try:
         # A real attempt, not os.access: access() says yes to root on read-only places such as /sys.
         with tempfile.TemporaryFile(dir=ancestor, prefix=".mtlbench-probe-"):
             pass
     except OSError as exc:
-        raise InputError(ancestor, f"{option} {path}: cannot write here ({exc.strerror})") from None
+        raise InputError(path, f"{option}: cannot write in {ancestor} ({exc.strerror})") from None
 
 
 def check_output_file(path: str | Path, option: str) -> Path:

@@ -63,6 +63,21 @@ def test_a_run_writes_every_output(dataset: Path, tmp_path: Path):
     assert saved["preset"] == "endoarss-tiny" and saved["data"]["input_size"] == [28, 28]
 
 
+def test_a_short_training_run_lowers_the_loss(dataset: Path, tmp_path: Path):
+    # One batch of all three training frames, no augmentation, dropout or schedule: plain
+    # gradient descent, so every epoch's loss (measured before its step) must fall.
+    settings = TINY + [
+        "data.batch_size=3", "train.epochs=10", "weighting.name=ew", "data.augment=false", "model.dropout=0.0",
+        "optim.lr=0.005", "optim.scheduler=none",
+    ]
+    run_baseline(load_config("endoarss-tiny", settings), dataset, tmp_path / "run")
+    epochs = [json.loads(line)["train_loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    for task in ("activity", "segmentation"):
+        losses = [epoch[task] for epoch in epochs]
+        assert all(later < earlier for earlier, later in zip(losses, losses[1:])), (task, losses)
+        assert losses[-1] < 0.7 * losses[0], (task, losses)
+
+
 def test_resuming_reproduces_the_uninterrupted_run(dataset: Path, tmp_path: Path):
     config = load_config("endoarss-tiny", TINY)
     run_baseline(config, dataset, tmp_path / "straight")
@@ -144,7 +159,7 @@ def test_a_run_also_scores_a_robustness_set(dataset: Path, tmp_path: Path):
     summary = json.loads((folder / "results.json").read_text())["robustness"]
     assert summary == results["gen"]["robustness"]
     assert summary["clean"]["segmentation.miou"] == results["segmentation"]["miou"]  # P_clean from the run's own test split
-    assert summary["clean_source"] and len(summary["table"]) == 4
+    assert summary["clean_source"] == "this run's results on the clean test split" and len(summary["table"]) == 4
     with open_submission(folder / "predictions", read_dataset(gen), "test") as submission:
         assert submission.meta["dataset_fingerprint"] == read_dataset(gen).fingerprint
 

@@ -6,6 +6,7 @@ import json
 from itertools import pairwise
 
 import numpy as np
+from PIL import Image
 import pytest
 from scipy import ndimage
 
@@ -49,7 +50,7 @@ def psnr(clean: np.ndarray, corrupted: np.ndarray) -> float:
 
 
 def test_the_registry_holds_exactly_the_default_and_extra_sets():
-    assert sorted(CORRUPTIONS) == sorted(ALL) and len(set(ALL)) == 17
+    assert CORRUPTIONS.names() == tuple(sorted(ALL)) and len(set(ALL)) == 17
 
 
 @pytest.mark.parametrize("size", ODD_SIZES)
@@ -103,8 +104,9 @@ def test_pixelate_keeps_the_size_the_release_loses(size):
     image = tissue_image(*size)
     pixelated = corrupt(image, "pixelate", 5, seed=0)
     assert pixelated.shape == image.shape
-    # Factor 0.25: a quarter as many distinct rows, each repeated to fill the original height.
-    assert len(np.unique(pixelated, axis=0)) <= size[0] // 4
+    # Factor 0.25: a quarter as many distinct rows and columns, each repeated to fill the original size.
+    assert np.unique(pixelated, axis=0).shape[0] == size[0] // 4
+    assert np.unique(pixelated, axis=1).shape[1] == size[1] // 4
 
 
 def test_lengths_scale_with_the_image():
@@ -116,7 +118,6 @@ def test_lengths_scale_with_the_image():
 
     blurred_large = corrupt(large, "gaussian_blur", 4, seed=0)
     assert psnr(corrupt(small, "gaussian_blur", 4, seed=0), shrunk(blurred_large)) > 40
-    assert psnr(tissue_image(128, 160), shrunk(large)) == float("inf")
 
 
 @pytest.mark.parametrize(
@@ -163,15 +164,26 @@ def test_defocus_disk_mean_equals_a_convolution_with_the_disk(radius):
     assert np.abs(_disk_mean(image, radius) - expected).max() < 1e-6
 
 
-def test_hsv_round_trip():
+def test_hsv_conversions_equal_matplotlib():
+    from matplotlib import colors
+
     colours = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
-    assert np.abs(hsv_to_rgb(rgb_to_hsv(colours)) - colours).max() < 1e-5
+    np.testing.assert_allclose(rgb_to_hsv(colours), colors.rgb_to_hsv(colours), atol=1e-6)
+    hsv = np.random.default_rng(1).random((64, 64, 3), dtype=np.float32)
+    np.testing.assert_allclose(hsv_to_rgb(hsv), colors.hsv_to_rgb(hsv), atol=1e-6)
 
 
 def test_contact_sheet_is_a_labelled_grid():
     image = tissue_image(60, 80)
     sheet = contact_sheet(image, ["gaussian_blur", "bleeding"], [1, 5], seed=0, thumb_width=40)
     assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[2] == 3
-    assert sheet.shape[1] > 3 * 40 and sheet.shape[0] > 2 * 30
+
+    def thumbnail(cell: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(cell).resize((40, 30), Image.Resampling.LANCZOS))
+
+    # Counted from the bottom-right corner: 40x30 cells, 4 px gaps after each; the last row is bleeding.
+    np.testing.assert_array_equal(sheet[-34:-4, -44:-4], thumbnail(corrupt(image, "bleeding", 5, seed=0)))
+    np.testing.assert_array_equal(sheet[-34:-4, -132:-92], thumbnail(image))
+    assert (sheet[-4:] == 255).all()
     with pytest.raises(InputError):
         contact_sheet(image, ["fog_of_war"], [1], seed=0)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tree_digest
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -56,14 +56,6 @@ def qa_files(demo: DemoSources) -> dict[int, list[Path]]:
     return {
         int(d.name.split("_")[1]): sorted((d / "vqa" / "Classification").glob("*_QA.txt"))
         for d in demo.vqa_root.glob("seq_*")
-    }
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
     }
 
 

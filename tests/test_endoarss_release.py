@@ -10,7 +10,7 @@ import pytest
 from conftest import frame_image
 from PIL import Image
 
-from mtlbench.builders.endoarss_release import build_from_release, palette_colour
+from mtlbench.builders.endoarss_release import build_from_release
 from mtlbench.builders.mtlesd import build_mtlesd_from_release
 from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import read_dataset
@@ -117,8 +117,10 @@ def test_explicit_names_override_the_marker(tmp_path):
     names = [f"class {i}" for i in range(8)]
     card = read_dataset(build_from_release(release, tmp_path / "out", name="x", class_names=names, activity_names=None))
     assert [c.name for c in card.classes] == names
-    assert [c.color for c in card.classes] == [palette_colour(i) for i in range(8)]
-    assert card.classes[0].color == (0, 0, 0) and len({c.color for c in card.classes}) == 8
+    # black, then hues stepped by the golden ratio conjugate (HSV saturation 0.8, value 1)
+    assert [c.color for c in card.classes] == [
+        (0, 0, 0), (51, 111, 255), (170, 255, 51), (255, 51, 230), (51, 255, 221), (255, 161, 51), (102, 51, 255), (60, 255, 51)
+    ]
     assert card.activities == ("one", "two", "three")
     assert stored_mask(card, "esd01_0001")[0, 0] == IGNORE_INDEX  # the marker still decides the encoding
 

@@ -72,11 +72,22 @@ def test_known_errors_give_hand_computed_scores(dataset: Path, tmp_path: Path):
     assert segmentation["miou"] == pytest.approx((16 / 24 + 24 / 32 + 1) / 3)
     assert segmentation["miou_foreground"] == pytest.approx((24 / 32 + 1) / 2)
     assert segmentation["pixel_accuracy"] == pytest.approx(1 - 24 / 240)
-    assert results["activity"]["accuracy"] == pytest.approx(2 / 3)
-    assert results["activity"]["ci"] is None
+    # Dice 2 TP / (GT + predicted) over the 3 frames: class 0 96 / 120, class 1 144 / 168, class 4 1
+    assert segmentation["mdice"] == pytest.approx((96 / 120 + 144 / 168 + 1) / 3)
+    # per frame, foreground classes only: class 1 IoU 24 / 32 and class 4 IoU 1 in every frame
+    for key in ("challenge_iou", "isi_iou", "mciou"):
+        assert segmentation[key] == pytest.approx((24 / 32 + 1) / 2), key
+    activity = results["activity"]
+    assert activity["accuracy"] == pytest.approx(2 / 3)
+    assert activity["balanced_accuracy"] == pytest.approx(2 / 3)  # recall of Grasping, the only true activity
+    assert activity["macro_f1"] == pytest.approx((4 / 5 + 0) / 2)  # Grasping F1 4/5, Cutting (predicted once) 0
+    assert activity["ci"] is None
 
 
-def test_results_keys_are_numbers_in_unit_range_or_null(dataset: Path, tmp_path: Path):
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # balanced accuracy, as documented
+def test_a_random_dummy_scores_as_scikit_learn_says(dataset: Path, tmp_path: Path):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, jaccard_score
+
     card = read_dataset(dataset)
     submission = tmp_path / "dummy"
     subprocess.run(
@@ -84,12 +95,25 @@ def test_results_keys_are_numbers_in_unit_range_or_null(dataset: Path, tmp_path:
         check=True,
     )
     results = mtlbench.evaluate(submission, card, "test", bootstrap=100)
-    for task, keys in STABLE_KEYS.items():
-        for key in keys:
-            value = results[task][key]
-            assert value is None or 0.0 <= value <= 1.0
-        assert isinstance(results[task]["per_class"], list)
-    assert results["activity"]["auroc_macro_ovr"] is None or 0 <= results["activity"]["auroc_macro_ovr"] <= 1
+    samples = card.split("test")
+    with open(submission / "activities.csv", newline="") as handle:
+        predicted_names = {row["sample_id"]: row["activity"] for row in csv.DictReader(handle)}
+    truth = [sample.activity_id for sample in samples]
+    predicted = [card.activities.index(predicted_names[sample.sample_id]) for sample in samples]
+    labels = sorted(set(truth) | set(predicted))
+    activity = results["activity"]
+    assert activity["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert activity["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, predicted))
+    assert activity["macro_f1"] == pytest.approx(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0))
+    assert activity["auroc_macro_ovr"] is None  # the test split holds one activity: no negative samples
+    assert activity["null_reasons"]["auroc_macro_ovr"] == "no class has both a positive and a negative sample in y_true"
+    pixels_true = np.concatenate([np.asarray(Image.open(dataset / sample.mask)).ravel() for sample in samples])
+    pixels_predicted = np.concatenate([np.asarray(Image.open(submission / "masks" / f"{sample.sample_id}.png")).ravel() for sample in samples])
+    present = sorted(set(pixels_true.tolist()) | set(pixels_predicted.tolist()))
+    iou = jaccard_score(pixels_true, pixels_predicted, labels=present, average=None)
+    assert results["segmentation"]["miou"] == pytest.approx(iou.mean())
+    assert results["segmentation"]["pixel_accuracy"] == pytest.approx(accuracy_score(pixels_true, pixels_predicted))
+    assert [len(results[task]["per_class"]) for task in ("activity", "segmentation")] == [13, 12]
 
 
 def test_one_task_only(dataset: Path, tmp_path: Path):

@@ -152,10 +152,18 @@ def test_sequence_confusions_sum_to_the_whole():
     whole = activity_metrics(y_true, y_pred, NAMES)
     assert confusions.sum(axis=0).tolist() == whole["confusion_matrix"]
     third = np.arange(60) % 4 == 2
-    assert confusions[2].tolist() == activity_metrics(y_true[third], y_pred[third], NAMES)["confusion_matrix"]
-    assert headline_from_confusion(confusions.sum(axis=0)) == {
-        key: whole[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")
-    }
+    # a missing prediction (-1) is the extra last column: sklearn's label 6 of 0..6, without its row
+    expected = confusion_matrix(y_true[third], np.where(y_pred[third] == -1, 6, y_pred[third]), labels=range(7))[:6]
+    assert confusions[2].tolist() == expected.tolist()
+    labels = sorted((set(y_true) | set(y_pred)) - {-1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about the -1 it never saw in y_true
+        expected_headline = {
+            "accuracy": accuracy_score(y_true, y_pred),
+            "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+            "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        }
+    assert headline_from_confusion(confusions.sum(axis=0)) == pytest.approx(expected_headline)
 
 
 def test_without_scores_or_samples_nothing_is_nan():
@@ -165,9 +173,9 @@ def test_without_scores_or_samples_nothing_is_nan():
 
 
 def test_rejects_out_of_range_labels():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="y_true values outside 0..1"):
         activity_metrics(np.array([0, 2]), np.array([0, 0]), ["a", "b"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="y_pred values outside -1..1"):
         activity_metrics(np.array([0, 1]), np.array([0, -2]), ["a", "b"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="scores must have shape \\(2, 2\\)"):
         activity_metrics(np.array([0, 1]), np.array([0, 1]), ["a", "b"], scores=np.ones((2, 3)))

@@ -17,10 +17,10 @@ from rich.markup import escape
 
 from mtlbench import __version__
 from mtlbench.cli import baselines, build, datasets, demo, evaluate, robustness
-from mtlbench.cli.common import QUIET_FLAGS, State, err_console
+from mtlbench.cli.common import QUIET_FLAGS, State, err_console, new_app
 from mtlbench.errors import InputError
 
-app = typer.Typer(
+app = new_app(
     name="mtlbench",
     help="Dataset toolkit and benchmark suite for multi-task learning in endoscopic surgery.",
     no_args_is_help=True,
@@ -56,7 +56,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so that the same clean-up as for Ctrl-C runs."""
 
 
+_terminated = False
+
+
 def _on_sigterm(signum, frame) -> None:
+    global _terminated
+    _terminated = True
     raise Terminated()
 
 
@@ -82,8 +87,9 @@ def main() -> None:
         where = error.filename if error.filename is not None else "mtlbench"
         err_console.print(f"[bold red]error:[/] {escape(str(where))}: {escape(error.strerror or str(error))}", highlight=False)
         sys.exit(1)
-    except SystemExit as exit_:
-        if isinstance(exit_.__context__, Terminated):
-            err_console.print("stopped by SIGTERM; temporary outputs were removed", highlight=False)
+    except SystemExit:
+        # typer turns the interrupt into exit status 130 (Ctrl-C); SIGTERM gets its own.
+        if _terminated:
+            err_console.print("stopped by SIGTERM", highlight=False)
             sys.exit(128 + signal.SIGTERM)
         raise

@@ -10,18 +10,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mtlbench.cli.common import console, err_console, flag, required, state
+from mtlbench.cli.common import Command, console, err_console, flag, new_app, required, state
 from mtlbench.errors import InputError
 from mtlbench.progress import rich_progress
 
-weights_app = typer.Typer(help="Inspect backbone checkpoints.", no_args_is_help=True)
+weights_app = new_app(help="Inspect backbone checkpoints.", no_args_is_help=True)
 
 
 def run_baseline(
     ctx: typer.Context,
     preset: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="A built dataset folder. [required, except with --list]"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create. [required, except with --resume or --list]"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="A built dataset folder. Required, except with --list."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create. Required, except with --resume or --list."),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Backbone checkpoint (local file); without it the backbone is random."),
     overwrite: bool = flag("--overwrite", "Replace an existing run folder."),
@@ -73,7 +73,7 @@ def run_baseline(
         console.print(f"run folder: {escape(str(out))} (plots in {escape(str(Path(out) / 'plots'))})", highlight=False)
 
 
-@weights_app.command("inspect")
+@weights_app.command("inspect", cls=Command)
 def inspect(
     path: Path = typer.Argument(..., help="A DINOv2 checkpoint file."),
     prefix: str = typer.Option("", "--prefix", help="Key prefix to strip (e.g. 'pretrained.')."),
@@ -97,5 +97,5 @@ def inspect(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run-baseline")(run_baseline)
+    app.command("run-baseline", cls=Command)(run_baseline)
     app.add_typer(weights_app, name="weights")

@@ -9,13 +9,13 @@ import typer
 
 from mtlbench.builders import BUILDERS
 from mtlbench.builders.options import BuildOptions
-from mtlbench.cli.common import comma_list, console, err_console, flag, int_list, state
+from mtlbench.cli.common import Command, comma_list, console, err_console, flag, int_list, new_app, state
 from mtlbench.cli.datasets import print_build_report
 from mtlbench.errors import InputError
 from mtlbench.outputs import check_output_folder
 from mtlbench.progress import rich_progress
 
-app = typer.Typer(help="Build a dataset folder from raw sources.", no_args_is_help=True)
+app = new_app(help="Build a dataset folder from raw sources.", no_args_is_help=True)
 
 OUT = typer.Option(..., "--out", help="Dataset folder to create.")
 OVERWRITE = flag("--overwrite", "Replace an existing non-empty output folder.")
@@ -37,7 +37,7 @@ def _run(ctx: typer.Context, builder: str, out: Path, overwrite: bool, workers: 
         print_build_report(out, console)
 
 
-@app.command("mtlendovis")
+@app.command("mtlendovis", cls=Command)
 def mtlendovis(
     ctx: typer.Context,
     source: Path = typer.Option(..., "--source", help="EndoVis 2018 training release root (seq_* here or one level down)."),
@@ -55,7 +55,7 @@ def mtlendovis(
          source=source, vqa=vqa, split_file=split_file, skip_unlabelled=skip_unlabelled)
 
 
-@app.command("mtlesd")
+@app.command("mtlesd", cls=Command)
 def mtlesd(
     ctx: typer.Context,
     coco: Optional[Path] = typer.Option(None, "--coco", help="COCO instance annotations (JSON) of ESD frames."),
@@ -88,7 +88,7 @@ def mtlesd(
          split_file=split_file, **common)
 
 
-@app.command("endoarss-release")
+@app.command("endoarss-release", cls=Command)
 def endoarss_release(
     ctx: typer.Context,
     release: Path = typer.Option(..., "--release", help="A folder in the EndoARSS authors' layout (e.g. an mtlbench endoarss export)."),
@@ -110,7 +110,7 @@ def endoarss_release(
     )
 
 
-@app.command("mtlendovis-gen")
+@app.command("mtlendovis-gen", cls=Command)
 def mtlendovis_gen(
     ctx: typer.Context,
     base: Path = typer.Option(..., "--base", help="A built dataset (MTLEndovis, MTLESD, ...) whose test split is corrupted."),

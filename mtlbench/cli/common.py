@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from mtlbench.errors import InputError
 
@@ -28,6 +29,29 @@ class State:
 
 def state(ctx: typer.Context) -> State:
     return ctx.obj if isinstance(ctx.obj, State) else State()
+
+
+class _HelpWithoutType:
+    """typer's rich help lists --help as if it took a value (`--help <bool>`): give it no metavar."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Command(_HelpWithoutType, TyperCommand):
+    pass
+
+
+class Group(_HelpWithoutType, TyperGroup):
+    pass
+
+
+def new_app(**settings) -> typer.Typer:
+    """A typer app (the root or a command group) whose commands use `Command` (register with `cls=Command`)."""
+    return typer.Typer(cls=Group, **settings)
 
 
 def flag(name: str, help: str) -> bool:

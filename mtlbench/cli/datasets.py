@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mtlbench.cli.common import comma_list, console, err_console, flag, state
+from mtlbench.cli.common import Command, comma_list, console, err_console, flag, state
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
 from mtlbench.dataset.verify import verify_files
 from mtlbench.progress import rich_progress
@@ -127,5 +127,5 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("info")(info)
-    app.command("export")(export)
+    app.command("info", cls=Command)(info)
+    app.command("export", cls=Command)(export)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from mtlbench.cli.common import console, err_console, flag, state
+from mtlbench.cli.common import Command, console, err_console, flag, state
 from mtlbench.outputs import atomic_folder
 from mtlbench.progress import rich_progress
 
@@ -29,4 +29,4 @@ def demo_sources(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo-sources")(demo_sources)
+    app.command("demo-sources", cls=Command)(demo_sources)

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from mtlbench.cli.common import console, err_console, flag, required, state
+from mtlbench.cli.common import Command, console, err_console, flag, required, state
 from mtlbench.dataset.manifest import read_dataset
 from mtlbench.errors import InputError
 from mtlbench.outputs import check_output_file, check_output_folder
@@ -18,7 +18,7 @@ from mtlbench.progress import rich_progress
 def evaluate(
     ctx: typer.Context,
     predictions: Optional[Path] = typer.Argument(None, help="Predictions folder or .zip (see --format)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="The dataset folder the predictions are for. [required, except with --format]"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="The dataset folder the predictions are for. Required, except with --format."),
     split: str = typer.Option("test", "--split", help="Split to score."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON to this file."),
     baseline: Optional[List[Path]] = typer.Option(None, "--baseline", help="results.json of single-task runs on the same dataset and split (repeatable): adds Δm and Δp."),
@@ -86,4 +86,4 @@ def evaluate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    app.command("evaluate", cls=Command)(evaluate)

@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from mtlbench.cli.common import comma_list, console, state
+from mtlbench.cli.common import Command, comma_list, console, state
 from mtlbench.errors import InputError
+from mtlbench.outputs import check_output_file
 
 
 def contact_sheet(
@@ -23,21 +24,26 @@ def contact_sheet(
 ) -> None:
     """Write a contact sheet: rows are corruptions, columns the clean frame and severities 1-5."""
     from mtlbench.corruptions import DEFAULT_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
+    from mtlbench.corruptions.registry import CORRUPTIONS
     from mtlbench.corruptions.sheet import contact_sheet as draw
     from mtlbench.dataset.manifest import read_dataset
-    from mtlbench.pngio import read_rgb, write_png
+    from mtlbench.dataset.files import read_image
+    from mtlbench.pngio import write_png
 
     card = read_dataset(dataset)
+    check_output_file(out, "--out")
     candidates = {s.sample_id: s for s in card.samples}
     chosen = candidates.get(sample) if sample else (card.split("test") or card.samples)[0]
     if chosen is None:
         raise InputError(dataset, f"no sample {sample!r}")
     names = comma_list(corruptions) or DEFAULT_CORRUPTIONS + EXTRA_CORRUPTIONS
-    grid = draw(read_rgb(card.root / chosen.image), names, SEVERITIES, seed, thumb_width=thumb_width)
+    for name in names:
+        CORRUPTIONS.get(name, "--corruptions")
+    grid = draw(read_image(card.root, chosen), names, SEVERITIES, seed, thumb_width=thumb_width)
     write_png(out, grid)
     if not state(ctx).quiet:
         console.print(f"[green]wrote[/] {escape(str(out))}: {chosen.sample_id} under {len(names)} corruptions", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("contact-sheet")(contact_sheet)
+    app.command("contact-sheet", cls=Command)(contact_sheet)

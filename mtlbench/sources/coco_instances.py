@@ -11,8 +11,9 @@ Polygon coordinates are checked before anything is rasterised: every x must lie 
 m = POLYGON_MARGIN (50%). Points past the border are normal (the circular field of an endoscope
 often extends beyond the sensor, and pycocotools clips polygons to the image), but a point
 further out is an annotation error (another image, a doubled scale), and absurd values (1e9)
-would make the rasteriser allocate without bound. Non-finite numbers never get this far: the
-JSON reader refuses NaN and Infinity.
+would make the rasteriser allocate without bound. The file may hold NaN and Infinity (some
+exporters write them in fields mtlbench does not use, such as "area"); a non-finite coordinate is
+an error naming its annotation, like one out of range.
 
 Overlap rule: an image's instances are painted largest decoded pixel area first, ties in
 increasing annotation id, so smaller objects (instruments) stay on top of the larger regions
@@ -125,7 +126,7 @@ class CocoAnnotations:
 def read_coco(path: Path, classes: Sequence[SegClass]) -> CocoAnnotations:
     """Parse and check a COCO instances file against the class list; nothing is rasterised yet."""
     path = Path(path)
-    data = read_json(path, missing="COCO file not found")
+    data = read_json(path, missing="COCO file not found", allow_non_finite=True)
     if not isinstance(data, dict):
         raise InputError(path, "not a COCO instances file (expected a JSON object)")
     for key in ("images", "annotations", "categories"):
@@ -259,13 +260,14 @@ def _check_polygon_points(path: Path, where: str, polygons: tuple[tuple[float, .
     size = np.array([image.width, image.height], dtype=np.float64)
     for polygon in polygons:
         points = np.array(polygon, dtype=np.float64).reshape(-1, 2)
-        outside = ((points < -POLYGON_MARGIN * size) | (points > (1 + POLYGON_MARGIN) * size)).any(axis=1)
+        inside = (points >= -POLYGON_MARGIN * size) & (points <= (1 + POLYGON_MARGIN) * size)  # False for NaN
+        outside = ~inside.all(axis=1)
         if outside.any():
             x, y = points[int(np.argmax(outside))]
             raise InputError(
                 path,
-                f"{where}: polygon point ({x:g}, {y:g}) lies outside the {image.width}x{image.height} image "
-                f"{image.file_name!r} by more than {POLYGON_MARGIN:.0%} of its size",
+                f"{where}: polygon point ({x:g}, {y:g}) is not a number inside the {image.width}x{image.height} image "
+                f"{image.file_name!r} or within {POLYGON_MARGIN:.0%} of its size outside it",
             )
 
 
