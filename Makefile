@@ -31,9 +31,8 @@ demo: install
 		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
 	$(BIN)/mtlbench build-dataset mtlendovis-gen --base $(DEMO)/mtlendovis --out $(DEMO)/mtlendovis-gen --frames 24 \
 		--include-clean --workers 2 --overwrite
-	rm -rf $(DEMO)/runs/endoarss-tiny
 	$(BIN)/mtlbench run-baseline endoarss-tiny --dataset $(DEMO)/mtlendovis --out $(DEMO)/runs/endoarss-tiny \
-		--gen $(DEMO)/mtlendovis-gen
+		--gen $(DEMO)/mtlendovis-gen --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

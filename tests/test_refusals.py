@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import simple_mask, write_qa, write_sequence
+from conftest import write_qa, write_sequence
 from PIL import Image
 
 from mtlbench.metrics.confusion import LabelRangeError, frame_confusion

@@ -1,4 +1,4 @@
-"""Robustness as a picture: each metric against severity, one line per corruption, P_clean dashed."""
+"""Robustness as a picture: each metric against severity, one line per corruption, P_clean dotted."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import numpy as np
 from mtlbench.evaluation.report import format_number
 from mtlbench.figures import pyplot, results_label, save_figure
 
-# Thirteen and more lines stay apart: ten distinct hues (tab10) times a marker each, so no two
-# corruptions share both colour and marker.
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d")
+# Thirteen and more lines stay apart: ten distinct hues (tab10), solid for the first ten
+# corruptions and dashed after, each with its own marker; the clean level is a black dotted line.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "d", "h")
+LINE_STYLES = ("-", "--", "-.")
 Y_MARGIN = 0.05
 
 
 def _style(index: int, plt) -> dict:
-    return {"color": plt.get_cmap("tab10")(index % 10), "marker": MARKERS[index % len(MARKERS)]}
+    return {
+        "color": plt.get_cmap("tab10")(index % 10),
+        "linestyle": LINE_STYLES[(index // 10) % len(LINE_STYLES)],
+        "marker": MARKERS[index % len(MARKERS)],
+    }
 
 
 def _y_limits(values: list[float]) -> tuple[float, float]:
@@ -41,10 +46,10 @@ def robustness_plot(results: dict, path: Path) -> Path:
             # NaN only inside the figure: a null value leaves a gap in the line
             values = [np.nan if row[metric] is None else row[metric] for row in rows]
             shown += [value for value in values if not np.isnan(value)]
-            axes.plot([row["severity"] for row in rows], values, markersize=4, linewidth=1.2, label=corruption, **_style(index, plt))
+            axes.plot([row["severity"] for row in rows], values, markersize=5, linewidth=1.2, label=corruption, **_style(index, plt))
         clean = None if summary["clean"] is None else summary["clean"][metric]
         if clean is not None:
-            axes.axhline(clean, color="black", linestyle="--", linewidth=1, label="clean")
+            axes.axhline(clean, color="black", linestyle=":", linewidth=1.5, label="clean (P_clean)")
             shown.append(clean)
         if not shown:
             axes.text(0.5, 0.5, "no values (task not scored?)", ha="center", va="center", transform=axes.transAxes, fontsize=8)
