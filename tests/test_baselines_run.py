@@ -104,6 +104,7 @@ def test_a_nan_loss_stops_with_a_clear_message(dataset: Path, tmp_path: Path, mo
     with pytest.raises(InputError, match="the segmentation loss is nan: training diverged") as caught:
         run_baseline(load_config("endoarss-tiny", TINY), dataset, tmp_path / "run")
     assert caught.value.where == "epoch 1 step 1"
+    assert not (tmp_path / "run").exists()  # it failed before its first checkpoint: nothing to resume
 
 
 def test_unknown_settings_and_presets_are_refused():

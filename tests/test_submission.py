@@ -266,6 +266,14 @@ def test_zip_entries_are_bounded_by_what_the_split_can_need(card: DatasetCard, t
     assert f"entry 'masks/{TEST_IDS[-1]}.png' declares {2 * 700 + 2**20 + 1} bytes, more than a 35x20 mask can need" in error.problem
 
 
+def test_a_folder_inside_masks_of_a_zip_is_refused_unextracted(card: DatasetCard, tmp_path: Path):
+    archive = zip_folder(write_submission(tmp_path / "pred", card), tmp_path / "pred.zip", "pred/")
+    with zipfile.ZipFile(archive, "a") as zipped:
+        zipped.writestr("pred/masks/extra/s5_f1.png", b"not read")
+    error = refused(archive, card)
+    assert error.where == str(archive / "pred" / "masks") and error.problem == "1 unexpected entry: extra (a sub-folder)"
+
+
 def test_a_zip_with_several_top_level_folders_is_refused(card: DatasetCard, tmp_path: Path):
     with zipfile.ZipFile(tmp_path / "pred.zip", "w") as zipped:
         zipped.writestr("a/activities.csv", csv_text(VALID_ROWS))

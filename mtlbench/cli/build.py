@@ -58,10 +58,10 @@ def mtlendovis(
 @app.command("mtlesd", cls=Command)
 def mtlesd(
     ctx: typer.Context,
-    coco: Optional[Path] = typer.Option(None, "--coco", help="COCO instance annotations (JSON) of ESD frames."),
+    coco: Optional[Path] = typer.Option(None, "--coco", help="COCO instance annotations (JSON) of ESD frames. Required with --images and --activities, unless --release."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the COCO file_name entries are relative to."),
     activities: Optional[Path] = typer.Option(None, "--activities", help="CSV: video,start_frame,end_frame,activity or file_name,activity."),
-    release: Optional[Path] = typer.Option(None, "--release", help="The EndoARSS authors' MTLESD folder ({train,test}/<activity>/{image,mask})."),
+    release: Optional[Path] = typer.Option(None, "--release", help="The EndoARSS authors' MTLESD folder ({train,test}/<activity>/{image,mask}), instead of --coco."),
     class_names: Optional[str] = typer.Option(None, "--class-names", help="With --release: comma-separated class names by mask value."),
     activity_names: Optional[str] = typer.Option(None, "--activity-names", help="With --release: comma-separated activity names by folder number - 1."),
     out: Path = OUT,

@@ -198,11 +198,11 @@ def _entries_to_extract(
                 raise InputError(path / "/".join(parts), "must be a folder of <sample_id>.png masks")
             if len(relative) == 1:
                 wanted.append((info, relative))
+            elif len(relative) > 2 or info.is_dir():
+                mask_entries[relative[1]] = "dir"
             else:
-                kind = "dir" if len(relative) > 2 or info.is_dir() else "file"
-                mask_entries.setdefault(relative[1], kind if kind == "dir" else mask_entries.get(relative[1], "file"))
-                if kind == "file":
-                    wanted.append((info, relative))
+                mask_entries.setdefault(relative[1], "file")
+                wanted.append((info, relative))
     unexpected = [
         f"{name} ({problem})"
         for name, kind in sorted(mask_entries.items())
