@@ -136,6 +136,8 @@ def run_baseline(
         run_dir = Path(run_dir)
         if not resume:
             check_output_folder(run_dir, "--out", overwrite)
+            if overwrite and run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / CONFIG_FILE).is_file():
+                raise InputError(run_dir, "not a run folder (no config.json): --overwrite replaces run folders only")
         model = build_model(config.model, tuple(config.tasks), len(card.classes), len(card.activities), tuple(config.data.input_size))
         trainer = Trainer(config, card, model, runtime, run_dir)
         if resume:

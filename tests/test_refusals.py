@@ -171,6 +171,9 @@ def test_a_bad_weights_file_leaves_no_folder_and_overwrite_replaces_a_run(datase
     replaced = mtlbench("-q", "run-baseline", "endoarss-tiny", "--dataset", dataset, "--out", run, "--overwrite", *settings)
     assert replaced.returncode == 0, replaced.stderr
     assert not (run / "stale.txt").exists() and (run / "results.json").is_file()
+    not_a_run = mtlbench("run-baseline", "endoarss-tiny", "--dataset", dataset, "--out", dataset, "--overwrite", *settings)
+    assert_refused(not_a_run, "not a run folder (no config.json): --overwrite replaces run folders only")
+    assert (dataset / "dataset.json").is_file()
 
 
 # --- 5. --resume checks the checkpoint and its dataset --------------------------------------------
