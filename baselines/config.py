@@ -25,7 +25,6 @@ from baselines.weighting.registry import WEIGHTINGS
 from mtlbench.dataset.loader import NORMALISATIONS
 from mtlbench.errors import InputError
 from mtlbench.jsonio import parse_json, read_json
-from mtlbench.tasks import TASKS
 
 PRESET_DIR = Path(__file__).parent / "configs"
 NO_ADAPTER = "none"
@@ -33,6 +32,7 @@ SMA_PLACEMENTS = ("off", "input", "tokens")  # input: before the patch embedding
 FEATURE_LAYOUTS = ("spatial", "release_view")  # release_view: the release's plain view of the tokens
 PRECISIONS = ("bf16", "fp32")  # bf16 is autocast on CUDA only
 DEVICES = ("auto", "cpu", "cuda")
+TASKS = ("activity", "segmentation")  # the EndoARSS tasks the reference runners train
 
 
 @dataclass

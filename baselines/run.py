@@ -23,7 +23,7 @@ from baselines.config import RunConfig, config_from_dict
 from baselines.data import SplitView
 from baselines.inference import predict
 from baselines.models import build_model
-from baselines.models.checkpoints import load_tensor_file
+from mtlbench.checkpoints import load_tensor_file
 from baselines.predictions import write_submission
 from baselines.runtime import Runtime, seed_everything, start, stop, weights_digest
 from baselines.train import BEST, CHECKPOINT, Trainer
@@ -31,7 +31,7 @@ from mtlbench import __version__
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
 from mtlbench.errors import InputError
 from mtlbench.evaluation.evaluate import evaluate
-from mtlbench.evaluation.plots import write_plots
+from mtlbench.evaluation.plot_results import write_plots
 from mtlbench.evaluation.results_file import write_results
 from mtlbench.evaluation.robustness_plot import robustness_plot
 from mtlbench.jsonio import read_json, write_json
@@ -210,7 +210,7 @@ def _predict_and_score(config, card, model, runtime, folder: Path, counts, weigh
     view = SplitView(card, "test", config.data, train=False, seed=config.train.seed)
     predictions = predict(model, view, config.data, runtime.device, runtime.autocast)
     folder.mkdir(parents=True, exist_ok=True)
-    submission = write_submission(predictions, card, "test", folder / PREDICTIONS, meta)
+    submission = write_submission(predictions, card, "test", tuple(config.tasks), folder / PREDICTIONS, meta)
     results = evaluate(submission, card, "test", seed=config.train.seed, **evaluation)
     write_results(folder / RESULTS_FILE, results)
     return results
@@ -230,7 +230,7 @@ def _score_gen(config, gen_card: DatasetCard, model, runtime, run_dir: Path, cle
 def _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests) -> dict:
     model.load_state_dict(load_tensor_file(run_dir / BEST, map_location=runtime.device))
     results = _predict_and_score(config, card, model, runtime, run_dir, counts, weights)
-    write_plots(results, run_dir / PLOTS)
+    write_plots(results, card.tasks, run_dir / PLOTS)
     record = {
         "preset": config.preset,
         "command": sys.argv,

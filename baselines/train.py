@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from baselines.config import OptimConfig, RunConfig
 from baselines.data import SplitView, training_loader
 from baselines.inference import predict, validation_metrics
-from baselines.models.checkpoints import load_tensor_file
+from mtlbench.checkpoints import load_tensor_file
 from baselines.optim import OPTIMIZERS, SCHEDULERS
 from baselines.runtime import Runtime, average_gradients, seed_everything
 from baselines.selection import selection_score

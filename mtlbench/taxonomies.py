@@ -47,6 +47,20 @@ ENDOVIS18_ACTIONS: tuple[str, ...] = (
     "Ultrasound_Sensing",
 )
 
+# The instruments of the EndoVis 2018 annotations, as EndoVis-18-VQA names them.
+ENDOVIS18_TOOLS: tuple[str, ...] = (
+    "bipolar_forceps",
+    "prograsp_forceps",
+    "large_needle_driver",
+    "monopolar_curved_scissors",
+    "ultrasound_probe",
+    "suction",
+    "clip_applier",
+    "stapler",
+    "maryland_dissector",
+    "spatulated_monopolar_cautery",
+)
+
 # ESD (MTLESD): the colours are ours (the source has none); chosen to be distinct in previews.
 ESD_CLASSES: tuple[SegClass, ...] = (
     SegClass(0, "background", (0, 0, 0)),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mtlbench.builders.options import endoarss_tasks
 from mtlbench.dataset.manifest import SPLITS
 from mtlbench.dataset.writer import DatasetSpec, MaskDecoding
 from mtlbench.taxonomies import ENDOVIS18_CLASSES, SegClass
@@ -106,8 +107,7 @@ def in_memory_spec(classes: tuple[SegClass, ...], activities: tuple[str, ...]) -
         version="1.0",
         builder_version="1",
         source={"description": "in-memory test frames"},
-        classes=classes,
-        activities=activities,
+        tasks=endoarss_tasks(activities, classes),
         splits=SPLITS,
         build_parameters={},
         splits_from="in-memory split",
@@ -142,3 +142,17 @@ def endovis_source(tmp_path: Path) -> Path:
             for i in range(3):
                 write_qa(root, number, f"frame{i:03d}", {"prograsp_forceps": "Grasping", "bipolar_forceps": "Idle"})
     return root
+
+
+def predicted_classes(submission, task: str = "activity") -> dict[str, int] | None:
+    """{sample_id: class id} of a read submission's classification task (None if it lacks the task)."""
+    predictions = submission.predictions.get(task)
+    return None if predictions is None else {sample_id: p.class_id for sample_id, p in predictions.items()}
+
+
+def class_scores(submission, task: str = "activity") -> dict[str, np.ndarray] | None:
+    """{sample_id: (C,) scores} of a read submission's classification task (None without score columns)."""
+    predictions = submission.predictions[task]
+    if all(p.scores is None for p in predictions.values()):
+        return None
+    return {sample_id: p.scores for sample_id, p in predictions.items()}

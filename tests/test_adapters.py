@@ -10,7 +10,7 @@ from torch import nn
 
 from baselines.config import AdapterConfig, EncoderConfig
 from baselines.models.adapters import DVLoRALinear, LoRALinear, apply_adapters, is_adapter_key
-from baselines.models.checkpoints import check_keys
+from mtlbench.checkpoints import check_keys
 from baselines.models.dinov2 import build_dinov2_encoder
 from baselines.models.dinov2_vit import DinoVisionTransformer
 from mtlbench.errors import InputError

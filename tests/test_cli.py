@@ -113,6 +113,45 @@ def test_demo_pipeline_as_make_demo_runs_it(tmp_path: Path):
     assert again["fingerprint"] == original["fingerprint"]
     assert again["splits"] == original["splits"]
 
+    fess = mtlbench("build-dataset", "ent-fess", "--source", sources / "ent-fess", "--out", tmp_path / "ent-fess", "--export", "hf", "--workers", "2")
+    assert fess.returncode == 0, fess.stderr
+    assert "skipped 41 x frame before the first report sentence" in fess.stdout
+    pitvqa = mtlbench("build-dataset", "pitvqa", "--source", sources / "pitvqa", "--out", tmp_path / "pitvqa")
+    assert pitvqa.returncode == 0, pitvqa.stderr
+    assert "skipped 3 x image without a QA file" in pitvqa.stdout
+    for name in ("ent-fess", "pitvqa"):
+        card = mtlbench("info", tmp_path / name, "--verify")
+        assert card.returncode == 0 and "verified" in card.stdout, card.stderr
+    assert "Task landmarks: multilabel" in mtlbench("info", tmp_path / "ent-fess").stdout
+    dummy = mtlbench("-q", "evaluate", "--write-dummy", tmp_path / "fess-dummy", "--dataset", tmp_path / "ent-fess", "--kind", "random")
+    assert dummy.returncode == 0, dummy.stderr
+    scored = mtlbench("evaluate", tmp_path / "fess-dummy", "--dataset", tmp_path / "ent-fess", "--out", tmp_path / "fess.json", "--bootstrap", "0")
+    assert scored.returncode == 0, scored.stderr
+    results = json.loads((tmp_path / "fess.json").read_text(encoding="utf-8"))
+    assert results["submission"]["tasks_scored"] == ["landmarks", "current_description", "next_description", "report"]
+    assert results["report"]["embedding_model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_the_vision_language_builders_refuse_bad_input_in_one_line(tmp_path: Path):
+    assert mtlbench("-q", "demo-sources", "--out", tmp_path / "sources").returncode == 0
+    fess = tmp_path / "sources" / "ent-fess"
+    out = tmp_path / "out"
+    assert_one_line_error(mtlbench("build-dataset", "ent-fess", "--source", fess, "--out", out, "--rate", "3"), "--rate: must be a whole number")
+    assert_one_line_error(
+        mtlbench("build-dataset", "ent-fess", "--source", fess, "--out", out, "--export", "coco"),
+        "--export: export 'coco' cannot be written for ent-fess: COCO annotations need a segmentation task",
+    )
+    activities = fess / "fess02" / "activities.csv"
+    lines = activities.read_text(encoding="utf-8").splitlines()
+    start = lines[2].split(",")[0]
+    lines[2] = ",".join([str(float(start) - 0.5), *lines[2].split(",")[1:]])  # starts before the first activity ends
+    activities.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert_one_line_error(mtlbench("build-dataset", "ent-fess", "--source", fess, "--out", out), "fess02/activities.csv: line 3: overlaps the activity of line 2")
+    (fess / "fess01" / "video.mp4").write_bytes(b"not a video")
+    assert_one_line_error(mtlbench("build-dataset", "ent-fess", "--source", fess, "--out", out), "fess01/video.mp4: cannot be read as a video")
+    assert_one_line_error(mtlbench("build-dataset", "pitvqa", "--source", fess, "--out", out), "QA: missing: a PitVQA folder holds")
+    assert not out.exists()
+
 
 def test_export_after_the_fact(endovis_source: Path, tmp_path: Path):
     out = tmp_path / "ds"

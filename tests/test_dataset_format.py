@@ -15,7 +15,7 @@ from PIL import Image
 from mtlbench import load_dataset
 from mtlbench.builders.mtlendovis import build_mtlendovis
 from mtlbench.builders.options import BuildOptions
-from mtlbench.dataset.manifest import MANIFEST_COLUMNS, read_dataset
+from mtlbench.dataset.manifest import read_dataset
 from mtlbench.dataset.verify import verify_files
 from mtlbench.errors import InputError
 
@@ -25,10 +25,14 @@ def dataset(endovis_source: Path, tmp_path: Path) -> Path:
     return build_mtlendovis(endovis_source, tmp_path / "ds")
 
 
+# the core columns, then each task's columns in the order dataset.json declares the tasks
+HEADER = "sample_id,split,sequence,frame,image,width,height,image_sha256,activity,activity_id,mask,mask_sha256".split(",")
+
+
 def test_fingerprint_is_sha256_of_the_manifest_sorted_by_sample_id(dataset: Path):
     lines = (dataset / "samples.csv").read_text().splitlines()
     header, rows = lines[0], lines[1:]
-    assert header == ",".join(MANIFEST_COLUMNS)
+    assert header == ",".join(HEADER)
     canonical = "\n".join([header] + sorted(rows)) + "\n"
     assert json.loads((dataset / "dataset.json").read_text())["fingerprint"] == hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -63,7 +67,7 @@ def _edit_manifest(dataset: Path, edit) -> None:
 
 def _set(row: int, column: str, value: str):
     def edit(rows):
-        rows[row][MANIFEST_COLUMNS.index(column)] = value
+        rows[row][HEADER.index(column)] = value
 
     return edit
 
@@ -88,7 +92,7 @@ def test_a_damaged_manifest_is_refused_with_its_line(dataset: Path, edit, messag
     _edit_manifest(dataset, edit)
     with pytest.raises(InputError, match=message) as caught:
         read_dataset(dataset)
-    assert caught.value.where.endswith("samples.csv")
+    assert str(caught.value).startswith(f"{dataset / 'samples.csv'}: ")
 
 
 @pytest.mark.parametrize(
@@ -97,8 +101,11 @@ def test_a_damaged_manifest_is_refused_with_its_line(dataset: Path, edit, messag
         (lambda meta: meta.update(format="other"), "not an mtlbench dataset description"),
         (lambda meta: meta.update(format_version=99), "format_version 99 is not supported"),
         (lambda meta: meta.update(ignore_index=0), "ignore_index must be 255"),
-        (lambda meta: meta["classes"].pop(0), "classes must be a non-empty list with ids 0..n-1"),
-        (lambda meta: meta["classes"][1].update(color=[0, 300, 0]), "needs a color"),
+        (lambda meta: meta["tasks"][1]["classes"].pop(0), "classes must be a non-empty list with ids 0..n-1"),
+        (lambda meta: meta["tasks"][1]["classes"][1].update(color=[0, 300, 0]), "needs a color"),
+        (lambda meta: meta["tasks"][0].update(type="regression"), "unknown task type 'regression' \\(known: classification, multilabel, segmentation, text\\)"),
+        (lambda meta: meta["tasks"].append(meta["tasks"][0]), "task names occur twice: activity"),
+        (lambda meta: meta["tasks"][0].update(name="Activity"), "task name 'Activity' must be lower-case"),
         (lambda meta: meta["splits"].update(extra={}), "unknown split names"),
         (lambda meta: meta.pop("fingerprint"), "field 'fingerprint' missing"),
     ],

@@ -14,7 +14,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mtlbench.demo import DemoSources, write_demo_sources
+from mtlbench.demo import DemoSources, pitvqa, write_demo_sources
 from mtlbench.demo.endovis import DEMO_ACTIVITIES, FRAMES_PER_SEQUENCE, RELEASES
 from mtlbench.sources.endovis18_vqa import frame_activity, read_actions
 from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES, ESD_ACTIVITIES, ESD_CLASSES, normalise_name
@@ -62,7 +62,11 @@ def qa_files(demo: DemoSources) -> dict[int, list[Path]]:
 def test_returned_paths_and_progress(demo, progress_calls):
     assert demo.endovis_root.is_dir() and demo.vqa_root.is_dir() and demo.esd_images_dir.is_dir()
     assert demo.esd_coco_file.is_file() and demo.esd_activities_file.is_file()
-    assert [(total, done) for _, total, done in progress_calls] == [(15 * FRAMES_PER_SEQUENCE,) * 2, (90, 90)]
+    assert (demo.fess_root / "landmarks.txt").is_file() and (demo.pitvqa_root / "QA").is_dir()
+    # one bar per source, each advanced to its total: EndoVis frames, ESD frames, FESS video frames, PitVQA frames
+    assert [(total, done) for _, total, done in progress_calls][:2] == [(15 * FRAMES_PER_SEQUENCE,) * 2, (90, 90)]
+    assert len(progress_calls) == 4 and all(total == done > 0 for _, total, done in progress_calls)
+    assert progress_calls[3][1] == len(pitvqa.VIDEOS) * pitvqa.SECONDS_PER_VIDEO
 
 
 def test_endovis_layout_is_exactly_the_release_layout(demo):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from baselines.config import AdapterConfig, EncoderConfig, SMAConfig
-from baselines.models.checkpoints import read_state_dict
+from mtlbench.checkpoints import read_state_dict
 from baselines.models.dinov2 import build_dinov2_encoder
 from baselines.models.dinov2_vit import (
     TRAINED_GRID,

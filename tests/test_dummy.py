@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tree_digest
+from conftest import class_scores, predicted_classes, tree_digest
 from test_submission import HEIGHT, TEST_IDS, WIDTH, build_tiny_dataset
 
 from mtlbench import pngio
@@ -24,7 +24,7 @@ def card(tmp_path_factory) -> DatasetCard:
 
 
 def _masks(submission) -> dict[str, np.ndarray]:
-    return {sample_id: pngio.read_class_mask(path) for sample_id, path in submission.mask_paths.items()}
+    return {sample_id: pngio.read_class_mask(path) for sample_id, path in submission.predictions.get("segmentation").items()}
 
 
 def test_constant_predicts_the_most_frequent_train_activity_and_class(card: DatasetCard, tmp_path: Path):
@@ -32,8 +32,8 @@ def test_constant_predicts_the_most_frequent_train_activity_and_class(card: Data
     with open_submission(out, card, "test") as submission:
         assert submission.tasks == ("activity", "segmentation") and submission.missing == {}
         # train: activities idle, idle, suturing; pixels: half background in every frame.
-        assert submission.predicted_activity == {sample_id: 0 for sample_id in TEST_IDS}
-        assert all(scores.tolist() == [1.0, 0.0, 0.0] for scores in submission.scores.values())
+        assert predicted_classes(submission) == {sample_id: 0 for sample_id in TEST_IDS}
+        assert all(scores.tolist() == [1.0, 0.0, 0.0] for scores in class_scores(submission).values())
         assert all(mask.shape == (HEIGHT, WIDTH) and not mask.any() for mask in _masks(submission).values())
         assert submission.meta == {
             "method": "dummy-constant",
@@ -46,20 +46,20 @@ def test_constant_predicts_the_most_frequent_train_activity_and_class(card: Data
 
 
 def test_constant_falls_back_to_id_0_without_train_counts(card: DatasetCard, tmp_path: Path):
-    meta = copy.deepcopy(card.meta)
-    meta["splits"]["train"]["activity_counts"] = {name: 0 for name in card.activities}
-    meta["splits"]["train"]["pixel_counts"] = {"background": 0, "tool": 0, "tissue": 5}
-    out = write_dummy_submission(replace(card, meta=meta), "test", tmp_path / "constant")
+    statistics = copy.deepcopy(card.statistics)
+    statistics["train"]["tasks"]["activity"]["counts"] = {name: 0 for name in card.activities}
+    statistics["train"]["tasks"]["segmentation"]["pixel_counts"] = {"background": 0, "tool": 0, "tissue": 5}
+    out = write_dummy_submission(replace(card, statistics=statistics), "test", tmp_path / "constant")
     with open_submission(out, card, "test") as submission:
-        assert set(submission.predicted_activity.values()) == {0}
+        assert set(predicted_classes(submission).values()) == {0}
         assert all((mask == 2).all() for mask in _masks(submission).values())
 
 
 def test_random_is_valid_consistent_and_tiled(card: DatasetCard, tmp_path: Path):
     out = write_dummy_submission(card, "val", tmp_path / "random", kind="random", seed=3)
     with open_submission(out, card, "val") as submission:
-        for sample_id, activity in submission.predicted_activity.items():
-            scores = submission.scores[sample_id]
+        for sample_id, activity in predicted_classes(submission).items():
+            scores = class_scores(submission)[sample_id]
             assert activity == int(np.argmax(scores)) and scores.sum() == pytest.approx(1.0)
         for mask in _masks(submission).values():
             assert mask.shape == (HEIGHT, WIDTH) and mask.max() < len(card.classes)

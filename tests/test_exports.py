@@ -38,7 +38,7 @@ FRAMES = (
 
 def _jobs(frames=FRAMES) -> list[SampleJob]:
     return [
-        SampleJob(sample_id, split, sample_id.split("_")[0], sample_id.split("_")[1], activity, SeededImage(i, 4, 6), GridMask(rows))
+        SampleJob(sample_id, split, sample_id.split("_")[0], sample_id.split("_")[1], SeededImage(i, 4, 6), {"activity": activity}, GridMask(rows))
         for i, (sample_id, split, activity, rows) in enumerate(frames)
     ]
 
@@ -154,10 +154,12 @@ def test_coco_annotations_paint_back_the_original_masks(exported: Path):
 
 def test_coco_header(exported: Path):
     document = json.loads((exported / "exports" / "coco" / "train.json").read_text(encoding="utf-8"))
-    assert list(document) == ["info", "activities", "categories", "images", "annotations"]
+    assert list(document) == ["info", "tasks", "categories", "images", "annotations"]
     assert document["info"]["fingerprint"] == read_dataset(exported).fingerprint
     assert not any("date" in key for key in document["info"])
-    assert document["activities"] == [{"id": i, "name": name} for i, name in enumerate(ACTIVITIES)]
+    assert document["tasks"][0] == {"name": "activity", "type": "classification", "classes": list(ACTIVITIES), "submission": "activities.csv"}
+    assert document["tasks"][1]["type"] == "segmentation"
+    assert {key: document["images"][0][key] for key in ("activity", "activity_id")} == {"activity": ACTIVITIES[0], "activity_id": 0}
     assert document["categories"] == [
         {"id": c.id + 1, "name": c.name, "color": list(c.color), "class_id": c.id} for c in CLASSES
     ]
@@ -194,7 +196,8 @@ def test_hf_rows_equal_the_files(exported: Path):
             np.testing.assert_array_equal(np.asarray(row["image"]), pngio.read_rgb(exported / sample.image))
             np.testing.assert_array_equal(np.asarray(row["mask"]), _original_mask(exported, sample.sample_id))
     metadata = json.loads((exported / "exports" / "hf" / "mtlbench.json").read_text(encoding="utf-8"))
-    assert [c["name"] for c in metadata["classes"]] == [c.name for c in CLASSES]
+    segmentation = next(task for task in metadata["tasks"] if task["type"] == "segmentation")
+    assert [c["name"] for c in segmentation["classes"]] == [c.name for c in CLASSES]
 
 
 def test_every_export_is_byte_identical_across_builds(tmp_path: Path):

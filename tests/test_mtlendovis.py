@@ -34,9 +34,10 @@ def test_standard_build(endovis_source: Path, tmp_path: Path):
     assert [c.name for c in card.classes][:3] == ["background-tissue", "instrument-shaft", "instrument-clasper"]
     np.testing.assert_array_equal(read_mask(out, "seq01_frame000"), simple_mask())
     meta = card.meta
-    assert meta["splits"]["train"]["pixel_counts"]["kidney-parenchyma"] == 3 * 8 * 4  # columns 6..9 of 3 frames
-    assert meta["splits"]["train"]["pixel_counts"]["instrument-shaft"] == 3 * 8 * 3
-    assert meta["splits"]["val"]["activity_counts"]["Grasping"] == 3
+    train = meta["splits"]["train"]["tasks"]["segmentation"]
+    assert train["pixel_counts"]["kidney-parenchyma"] == 3 * 8 * 4  # columns 6..9 of 3 frames
+    assert train["pixel_counts"]["instrument-shaft"] == 3 * 8 * 3
+    assert meta["splits"]["val"]["tasks"]["activity"]["counts"]["Grasping"] == 3
     assert meta["skipped"]["sequence without VQA annotations"] == {"count": 1, "examples": ["seq_13"]}
     image = np.asarray(Image.open(out / first.image))
     original = np.asarray(Image.open(endovis_source / "miccai_challenge_2018_release_1/seq_1/left_frames/frame000.png"))
@@ -66,7 +67,7 @@ def test_colour_not_in_labels_json_becomes_ignore_and_is_counted(tmp_path: Path)
     expected[1, 0] = 255
     np.testing.assert_array_equal(read_mask(out, "seq05_frame000"), expected)
     meta = json.loads((out / "dataset.json").read_text())
-    assert meta["splits"]["test"]["ignored_pixels"] == 4
+    assert meta["splits"]["test"]["tasks"]["segmentation"]["ignored_pixels"] == 4
     assert meta["unmapped_label_values"] == [{"value": "#010203", "pixels": 3}, {"value": "#bb9b19", "pixels": 1}]
 
 
@@ -187,3 +188,68 @@ def test_the_same_sequence_twice_is_refused(tmp_path: Path):
     write_sequence(tmp_path / "src" / "release_2", 4, {"frame000": simple_mask()})
     with pytest.raises(InputError, match="sequence 4 appears twice"):
         build_mtlendovis(tmp_path / "src", tmp_path / "ds")
+
+
+# --- EndoVis-18-VQA Sentence files ----------------------------------------------------------------
+
+
+def write_sentences(vqa_root: Path, number: int, frame: str, lines: list[str]) -> None:
+    folder = vqa_root / f"seq_{number}" / "vqa" / "Sentence"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{frame}_QA.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+SENTENCES = [
+    "What organ is being operated?|organ being operated is kidney",
+    "What tools are operating the organ?|the tools operating are bipolar forceps , Prograsp Forceps",
+    "What is the state of suction?|action done by suction is Suction",
+    "Where is clip_applier located?| clip_applier is located at left-top ",
+]
+
+
+def test_sentence_files_add_the_tools_and_sentences_tasks(endovis_source: Path, tmp_path: Path):
+    for number in (1, 2, 15):
+        for i in range(3):
+            write_sentences(endovis_source, number, f"frame{i:03d}", SENTENCES if i == 0 else SENTENCES[:1])
+    card = read_dataset(build_mtlendovis(endovis_source, tmp_path / "ds"))
+    assert [(task.name, task.kind) for task in card.tasks] == [
+        ("activity", "classification"), ("segmentation", "segmentation"), ("tools", "multilabel"), ("sentences", "text"),
+    ]
+    tools = card.task("tools").labels
+    first = {s.sample_id: s for s in card.samples}["seq01_frame000"]
+    # tools in the "tools" answer and in the questions; "Suction" the action names no tool, the question does
+    assert [tools[i] for i in first.labels["tools"]] == ["bipolar_forceps", "prograsp_forceps", "suction", "clip_applier"]
+    assert first.labels["sentences"].text == (
+        "organ being operated is kidney the tools operating are bipolar forceps , Prograsp Forceps "
+        "action done by suction is Suction clip_applier is located at left-top"
+    )
+    assert {s.sample_id: s for s in card.samples}["seq01_frame001"].labels["tools"] == ()
+    assert card.meta["build_parameters"]["tools_rule"].startswith("tools named in a question")
+
+
+def test_without_sentence_files_the_dataset_is_exactly_as_before(endovis_source: Path, tmp_path: Path):
+    plain = build_mtlendovis(endovis_source, tmp_path / "plain")
+    assert [task.name for task in read_dataset(plain).tasks] == ["activity", "segmentation"]
+    assert "tools" not in (plain / "samples.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert "sentences_rule" not in json.loads((plain / "dataset.json").read_text(encoding="utf-8"))["build_parameters"]
+
+
+def test_a_frame_without_its_sentence_file_is_skipped_when_others_have_one(endovis_source: Path, tmp_path: Path):
+    for number in (1, 2, 15):
+        for i in range(3):
+            if (number, i) != (2, 1):
+                write_sentences(endovis_source, number, f"frame{i:03d}", SENTENCES[:1])
+    card = read_dataset(build_mtlendovis(endovis_source, tmp_path / "ds"))
+    assert card.meta["skipped"]["frame without Sentence file"] == {"count": 1, "examples": ["seq_2/frame001"]}
+    assert len(card.samples) == 8
+
+
+def test_a_bad_sentence_file_is_refused_naming_it(endovis_source: Path, tmp_path: Path):
+    for number in (1, 2, 15):
+        for i in range(3):
+            write_sentences(endovis_source, number, f"frame{i:03d}", SENTENCES[:1])
+    write_sentences(endovis_source, 15, "frame002", ["What organ is being operated? kidney"])
+    with pytest.raises(InputError, match="line 1: expected question\\|answer") as caught:
+        build_mtlendovis(endovis_source, tmp_path / "ds")
+    assert caught.value.where.endswith("seq_15/vqa/Sentence/frame002_QA.txt")
+    assert not (tmp_path / "ds").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GridMask, SeededImage, in_memory_spec
+from conftest import GridMask, SeededImage, class_scores, in_memory_spec, predicted_classes
 
 from mtlbench import pngio
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
@@ -50,7 +50,7 @@ def half_mask(right_class: int) -> GridMask:
 
 def build_tiny_dataset(out: Path) -> DatasetCard:
     jobs = [
-        SampleJob(sample_id, split, sample_id[:2], sample_id[3:], activity, SeededImage(i, HEIGHT, WIDTH), half_mask(right))
+        SampleJob(sample_id, split, sample_id[:2], sample_id[3:], SeededImage(i, HEIGHT, WIDTH), {"activity": activity}, half_mask(right))
         for i, (sample_id, split, activity, right) in enumerate(FRAMES)
     ]
     return read_dataset(build_dataset(in_memory_spec(CLASSES, ACTIVITIES), jobs, [], out))
@@ -110,9 +110,9 @@ def refused(path: Path, card: DatasetCard, split: str = "test", **options) -> In
 def contents(submission: Submission) -> tuple:
     return (
         submission.tasks,
-        submission.predicted_activity,
-        {key: value.tolist() for key, value in submission.scores.items()},
-        {key: value.read_bytes() for key, value in submission.mask_paths.items()},
+        predicted_classes(submission),
+        {key: value.tolist() for key, value in class_scores(submission).items()},
+        {key: value.read_bytes() for key, value in submission.predictions.get("segmentation").items()},
         submission.missing,
         submission.meta,
     )
@@ -126,10 +126,10 @@ def test_a_valid_folder_parses(card: DatasetCard, tmp_path: Path):
     with open_submission(folder, card, "test") as submission:
         assert submission.root == folder
         assert submission.tasks == ("activity", "segmentation")
-        assert submission.predicted_activity == {"s5_f1": 0, "s5_f2": 1, "s6_f1": 2}
-        np.testing.assert_array_equal(submission.scores["s6_f1"], [0.25, 0.25, 0.5])
-        assert submission.scores["s6_f1"].dtype == np.float64
-        assert submission.mask_paths == {sample_id: folder / "masks" / f"{sample_id}.png" for sample_id in TEST_IDS}
+        assert predicted_classes(submission) == {"s5_f1": 0, "s5_f2": 1, "s6_f1": 2}
+        np.testing.assert_array_equal(class_scores(submission)["s6_f1"], [0.25, 0.25, 0.5])
+        assert class_scores(submission)["s6_f1"].dtype == np.float64
+        assert submission.predictions.get("segmentation") == {sample_id: folder / "masks" / f"{sample_id}.png" for sample_id in TEST_IDS}
         assert submission.missing == {}
         assert submission.meta["method"] == "unit"
 
@@ -145,16 +145,16 @@ def test_a_zip_parses_like_its_folder(card: DatasetCard, tmp_path: Path, prefix:
 
 def test_one_task_alone_is_a_submission(card: DatasetCard, tmp_path: Path):
     with open_submission(write_submission(tmp_path / "a", card, masks=None), card, "test") as submission:
-        assert submission.tasks == ("activity",) and submission.mask_paths is None
+        assert submission.tasks == ("activity",) and submission.predictions.get("segmentation") is None
     with open_submission(write_submission(tmp_path / "s", card, rows=None), card, "test") as submission:
-        assert submission.tasks == ("segmentation",) and submission.predicted_activity is None
+        assert submission.tasks == ("segmentation",) and predicted_classes(submission) is None
 
 
 def test_activities_by_id_or_by_name_in_another_case_and_without_scores(card: DatasetCard, tmp_path: Path):
     rows = [["sample_id", "activity"], ["s5_f1", "IDLE"], ["s5_f2", "tissue_manipulation"], ["s6_f1", "2"]]
     with open_submission(write_submission(tmp_path / "pred", card, rows=rows), card, "test") as submission:
-        assert submission.predicted_activity == {"s5_f1": 0, "s5_f2": 1, "s6_f1": 2}
-        assert submission.scores is None
+        assert predicted_classes(submission) == {"s5_f1": 0, "s5_f2": 1, "s6_f1": 2}
+        assert class_scores(submission) is None
 
 
 def test_columns_in_any_order_a_bom_and_blank_lines_are_accepted(card: DatasetCard, tmp_path: Path):
@@ -166,14 +166,14 @@ def test_columns_in_any_order_a_bom_and_blank_lines_are_accepted(card: DatasetCa
     folder = write_submission(tmp_path / "pred", card, rows=None, masks=TEST_IDS)
     (folder / "activities.csv").write_text(text, encoding="utf-8")
     with open_submission(folder, card, "test") as submission:
-        assert submission.predicted_activity == {"s5_f1": 0, "s5_f2": 0, "s6_f1": 0}
+        assert predicted_classes(submission) == {"s5_f1": 0, "s5_f2": 0, "s6_f1": 0}
 
 
 def test_allow_missing_records_the_missing_ids(card: DatasetCard, tmp_path: Path):
     folder = write_submission(tmp_path / "pred", card, rows=VALID_ROWS[:2], masks=TEST_IDS[1:])
     with open_submission(folder, card, "test", allow_missing=True) as submission:
         assert submission.missing == {"activity": ("s5_f2", "s6_f1"), "segmentation": ("s5_f1",)}
-        assert set(submission.mask_paths) == {"s5_f2", "s6_f1"}
+        assert set(submission.predictions.get("segmentation")) == {"s5_f2", "s6_f1"}
 
 
 def test_the_zip_scratch_folder_is_removed_on_exit_and_on_error(card: DatasetCard, tmp_path: Path, monkeypatch):
@@ -398,7 +398,7 @@ def test_activities_scores_that_do_not_sum_to_one(card, tmp_path):
 def test_activities_within_the_sum_tolerance_pass(card, tmp_path):
     rows = [SCORE_HEADER] + [[sample_id, "idle", "0.3334", "0.3333", "0.3337"] for sample_id in TEST_IDS]
     with open_submission(write_submission(tmp_path / "p", card, rows=rows), card, "test") as submission:
-        assert submission.scores["s5_f1"].sum() == pytest.approx(1.0004)
+        assert class_scores(submission)["s5_f1"].sum() == pytest.approx(1.0004)
 
 
 # --- masks/ ---------------------------------------------------------------------------------

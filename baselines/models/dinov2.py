@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from baselines.config import EncoderConfig, SMAConfig
 from baselines.models.adapters import apply_adapters, is_adapter_key, route_to_task
-from baselines.models.checkpoints import check_keys
+from mtlbench.checkpoints import check_keys
 from baselines.models.dinov2_vit import (
     PATCH_SIZE,
     REGISTER_COUNT,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.models.checkpoints import check_keys, read_state_dict
+from mtlbench.checkpoints import check_keys, read_state_dict
 from mtlbench.errors import InputError
 
 PATCH_SIZE = 14

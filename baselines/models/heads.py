@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.config import ModelConfig
+from baselines.config import TASKS, ModelConfig
 from mtlbench.errors import InputError
-from mtlbench.tasks import TASKS
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1) -> nn.Sequential:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from baselines.config import EncoderConfig
-from baselines.models.checkpoints import check_keys, read_state_dict
+from mtlbench.checkpoints import check_keys, read_state_dict
 from baselines.models.registries import ENCODERS
 from mtlbench.errors import InputError
 

@@ -17,5 +17,7 @@ BUILDERS: Registry[Callable] = Registry(
         "mtlbench.builders.mtlesd",
         "mtlbench.builders.endoarss_release",
         "mtlbench.builders.mtlendovis_gen",
+        "mtlbench.builders.ent_fess",
+        "mtlbench.builders.pitvqa",
     ),
 )

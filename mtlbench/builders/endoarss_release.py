@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mtlbench.builders import BUILDERS
-from mtlbench.builders.options import BuildOptions, write_dataset
+from mtlbench.builders.options import BuildOptions, endoarss_tasks, write_dataset
 from mtlbench.dataset.manifest import SPLITS
 from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
 from mtlbench.endoarss_marker import MARKER_FILE, ExportMarker, read_marker
@@ -122,8 +122,8 @@ def import_release(
             split=split_of_file[file.sample_id],
             sequence=file.sequence,
             frame=file.frame,
-            activity_id=file.activity_id,
             image=FileImage(file.image),
+            labels={"activity": file.activity_id},
             mask=ReleaseMask(file.mask, len(classes), zero_is_ignore=marker is not None),
         )
         for file in scan.files
@@ -134,8 +134,7 @@ def import_release(
         version=version,
         builder_version=builder_version,
         source=_describe_source(scan.files, len(scan.ignored), marker),
-        classes=classes,
-        activities=activities,
+        tasks=endoarss_tasks(activities, classes),
         splits=SPLITS,
         build_parameters={
             "input_mode": "endoarss-release",

@@ -1,22 +1,31 @@
-"""MTLEndovis: EndoVis 2018 scene segmentation + EndoVis-18-VQA frame activities."""
+"""MTLEndovis: EndoVis 2018 scene segmentation + EndoVis-18-VQA frame activities.
+
+When the EndoVis-18-VQA Sentence files are there too, the dataset gets two more tasks from them
+(mtlbench/sources/endovis18_sentences.py): `tools` (multilabel: the instruments present) and
+`sentences` (text: the frame's sentence answers). Every frame then needs its Sentence file: one
+without is skipped and counted. Without any Sentence file the dataset is exactly what it was.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mtlbench.builders import BUILDERS
-from mtlbench.builders.options import BuildOptions, write_dataset
+from mtlbench.builders.options import BuildOptions, endoarss_tasks, write_dataset
 from mtlbench.dataset.manifest import SPLITS
 from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
 from mtlbench.errors import InputError
 from mtlbench.sources.endovis18 import RELEASE_CONTENT, ColourLabel, find_sequence_dirs, read_colour_table
+from mtlbench.sources.endovis18_sentences import SENTENCES_RULE, TOOL_RULE, find_sentence_files, read_sentences
 from mtlbench.sources.endovis18_vqa import ACTIVITY_RULE, UnlabelledFrame, find_qa_files, frame_activity, read_actions
 from mtlbench.splits import SplitMap, read_split_file, split_of
-from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES
+from mtlbench.tasks.multilabel import MultilabelTask
+from mtlbench.tasks.text import TextTask
+from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES, ENDOVIS18_TOOLS
 
 NAME = "mtlendovis"
 VERSION = "1.0.0"
-BUILDER_VERSION = "1.0.0"
+BUILDER_VERSION = "1.1.0"  # 1.1: the tools and sentences tasks from Sentence files
 DEFAULT_SPLITS: SplitMap = {
     "train": ("2", "3", "4", "6", "7", "9", "10", "11", "12", "14"),
     "val": ("15",),
@@ -42,8 +51,14 @@ def build_mtlendovis(
     if not sequence_dirs:
         raise InputError(source, "no seq_* folders found (expected an EndoVis 2018 training release)")
     qa_files = find_qa_files(Path(vqa) if vqa else source)
+    sentence_files = find_sentence_files(Path(vqa) if vqa else source)
     splits = read_split_file(split_file) if split_file else DEFAULT_SPLITS
-    jobs, skips = _discover(sequence_dirs, qa_files, splits, skip_unlabelled)
+    jobs, skips = _discover(sequence_dirs, qa_files, sentence_files, splits, skip_unlabelled)
+    tasks = endoarss_tasks(ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES)
+    sentence_parameters = {}
+    if sentence_files:
+        tasks += (MultilabelTask("tools", ENDOVIS18_TOOLS), TextTask("sentences"))
+        sentence_parameters = {"tools_rule": TOOL_RULE, "sentences_rule": SENTENCES_RULE}
     spec = DatasetSpec(
         name=NAME,
         version=VERSION,
@@ -52,9 +67,9 @@ def build_mtlendovis(
             "description": "EndoVis 2018 Robotic Scene Segmentation training release with EndoVis-18-VQA activity annotations",
             "sequences_found": sorted(sequence_dirs),
             "sequences_with_vqa": sorted(qa_files),
+            **({"sequences_with_sentences": sorted(sentence_files)} if sentence_files else {}),
         },
-        classes=ENDOVIS18_CLASSES,
-        activities=ENDOVIS18_ACTIONS,
+        tasks=tasks,
         splits=SPLITS,
         build_parameters={
             "activity_rule": ACTIVITY_RULE,
@@ -63,6 +78,7 @@ def build_mtlendovis(
             "split_definition": {name: [int(s) for s in members] for name, members in splits.items()},
             "split_source": f"split file {Path(split_file).name}" if split_file else "default (EndoVis-18-VQA test split 1,5,16; val 15)",
             "unlabelled_frames": "skipped and counted" if skip_unlabelled else "an error",
+            **sentence_parameters,
             "seed": None,
         },
         splits_from=str(split_file) if split_file else f"{source} (default split of {NAME})",
@@ -71,8 +87,13 @@ def build_mtlendovis(
 
 
 def _discover(
-    sequence_dirs: dict[int, Path], qa_files: dict[int, dict[str, Path]], splits: SplitMap, skip_unlabelled: bool
+    sequence_dirs: dict[int, Path],
+    qa_files: dict[int, dict[str, Path]],
+    sentence_files: dict[int, dict[str, Path]],
+    splits: SplitMap,
+    skip_unlabelled: bool,
 ) -> tuple[list[SampleJob], list[Skip]]:
+    """`sentence_files` empty: no sentence tasks; otherwise every frame needs its Sentence file."""
     assignment = split_of(splits)
     jobs: list[SampleJob] = []
     skips: list[Skip] = []
@@ -84,7 +105,8 @@ def _discover(
         if str(number) not in assignment:
             skips.append(Skip("sequence not in the split definition", name))
             continue
-        found = _discover_sequence(number, sequence_dir, qa_files[number], assignment[str(number)], skip_unlabelled)
+        sentences = sentence_files.get(number, {}) if sentence_files else None
+        found = _discover_sequence(number, sequence_dir, qa_files[number], sentences, assignment[str(number)], skip_unlabelled)
         jobs += found[0]
         skips += found[1]
     for member, split in assignment.items():
@@ -94,7 +116,7 @@ def _discover(
 
 
 def _discover_sequence(
-    number: int, sequence_dir: Path, qa: dict[str, Path], split: str, skip_unlabelled: bool
+    number: int, sequence_dir: Path, qa: dict[str, Path], sentences: dict[str, Path] | None, split: str, skip_unlabelled: bool
 ) -> tuple[list[SampleJob], list[Skip]]:
     frames_dir = sequence_dir / "left_frames"
     if not frames_dir.is_dir():
@@ -111,6 +133,8 @@ def _discover_sequence(
             skips.append(Skip("label PNG without frame", item))
         elif frame not in qa:
             skips.append(Skip("frame without QA file", item))
+        elif sentences is not None and frame not in sentences:
+            skips.append(Skip("frame without Sentence file", item))
         else:
             try:
                 activity = frame_activity(read_actions(qa[frame]))
@@ -119,14 +143,18 @@ def _discover_sequence(
                     raise
                 skips.append(Skip(UNLABELLED_SKIP_REASON, item))
                 continue
+            task_labels = {"activity": ENDOVIS18_ACTIONS.index(activity)}
+            if sentences is not None:
+                frame_sentences = read_sentences(sentences[frame])
+                task_labels |= {"tools": frame_sentences.tools, "sentences": frame_sentences.sentences}
             jobs.append(
                 SampleJob(
                     sample_id=f"seq{number:02d}_{frame}",
                     split=split,
                     sequence=str(number),
                     frame=frame,
-                    activity_id=ENDOVIS18_ACTIONS.index(activity),
                     image=FileImage(frames[frame]),
+                    labels=task_labels,
                     mask=ColourLabel(labels[frame], colours),
                 )
             )

@@ -21,6 +21,7 @@ from mtlbench.dataset.manifest import Sample, read_dataset
 from mtlbench.dataset.writer import DatasetSpec, SampleJob
 from mtlbench.errors import InputError
 from mtlbench.sources.corrupted import CLEAN, CorruptedImage, DatasetMask
+from mtlbench.tasks import MaskFile
 
 VERSION = "1.0.0"
 BUILDER_VERSION = "1.0.0"
@@ -51,9 +52,9 @@ def _job(sample: Sample, root: Path, corruption: str, severity: int, seed: int, 
         split="test",
         sequence=sample.sequence,
         frame=sample.frame,
-        activity_id=sample.activity_id,
         image=CorruptedImage(root, sample, corruption, severity, output_seed(seed, sample.sample_id, corruption, severity), release_compat),
-        mask=DatasetMask(root, sample),
+        labels={task: label for task, label in sample.labels.items() if not isinstance(label, MaskFile)},
+        mask=DatasetMask(root, sample) if sample.mask_file is not None else None,
         extra=(("corruption", corruption), ("severity", str(severity)), ("clean_sample_id", sample.sample_id)),
     )
 
@@ -92,8 +93,7 @@ def build_mtlendovis_gen(
             "base_test_frames": len(card.split("test")),
             "frames_used": len(chosen),
         },
-        classes=card.classes,
-        activities=card.activities,
+        tasks=card.tasks,
         splits=("test",),
         build_parameters={
             "corruptions": list(corruptions),

@@ -23,7 +23,7 @@ from typing import Sequence
 
 from mtlbench.builders import BUILDERS
 from mtlbench.builders.endoarss_release import ReleaseDefaults, import_release
-from mtlbench.builders.options import BuildOptions, write_dataset
+from mtlbench.builders.options import BuildOptions, endoarss_tasks, write_dataset
 from mtlbench.dataset.manifest import SPLITS
 from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
 from mtlbench.endoarss_marker import read_marker
@@ -84,8 +84,8 @@ def build_mtlesd_from_coco(
             split=split_of_video[image.video],
             sequence=image.video,
             frame=image.frame,
-            activity_id=activity_id,
             image=FileImage(images / image.file_name),
+            labels={"activity": activity_id},
             mask=annotations.mask_of(image),
         )
         for image, activity_id in labelled
@@ -109,8 +109,7 @@ def build_mtlesd_from_coco(
                 "videos": len({image.video for image in annotations.images}),
             },
         },
-        classes=ESD_CLASSES,
-        activities=ESD_ACTIVITIES,
+        tasks=endoarss_tasks(ESD_ACTIVITIES, ESD_CLASSES),
         splits=SPLITS,
         build_parameters={
             "input_mode": "coco",

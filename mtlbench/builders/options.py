@@ -8,8 +8,15 @@ from typing import Sequence
 
 from mtlbench.dataset.writer import DatasetSpec, SampleJob, Skip, build_dataset
 from mtlbench.errors import InputError
-from mtlbench.exports import checked_export_names, run_exports
+from mtlbench.exports import check_exportable, checked_export_names, run_exports
 from mtlbench.progress import ProgressFn, silent
+from mtlbench.tasks import Task
+from mtlbench.tasks.classification import ClassificationTask
+from mtlbench.tasks.segmentation import SegmentationTask
+from mtlbench.taxonomies import SegClass
+
+# The EndoARSS track's tasks keep the submission file their predictions always had.
+ACTIVITY_SUBMISSION_FILE = "activities.csv"
 
 
 @dataclass(frozen=True)
@@ -28,8 +35,14 @@ class BuildOptions:
         object.__setattr__(self, "exports", checked_export_names(tuple(self.exports)))
 
 
+def endoarss_tasks(activities: Sequence[str], classes: Sequence[SegClass]) -> tuple[Task, ...]:
+    """The two tasks of the EndoARSS datasets (MTLEndovis, MTLESD): activity and segmentation."""
+    return ClassificationTask("activity", activities, ACTIVITY_SUBMISSION_FILE), SegmentationTask("segmentation", classes)
+
+
 def write_dataset(spec: DatasetSpec, jobs: Sequence[SampleJob], skips: Sequence[Skip], out: Path, options: BuildOptions) -> Path:
     """Write the dataset folder (and its exports) for the jobs a builder found."""
+    check_exportable(options.exports, spec.tasks, spec.name)
 
     def finalise(staging: Path) -> None:
         run_exports(staging, options.exports, options.progress)

@@ -64,10 +64,11 @@ def run_baseline(
             stop_after_epoch=stop_after_epoch, gen=gen, progress=progress, say=say,
         )
     if results is not None and not quiet:
+        from mtlbench.dataset.manifest import read_dataset
         from mtlbench.evaluation.report import print_report
         from mtlbench.evaluation.robustness_report import print_robustness
 
-        print_report(results, console)
+        print_report(results, read_dataset(dataset).tasks, console)
         if "gen" in results:
             print_robustness(results["gen"]["robustness"], console)
         console.print(f"run folder: {escape(str(out))} (plots in {escape(str(Path(out) / 'plots'))})", highlight=False)

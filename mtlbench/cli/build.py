@@ -133,3 +133,36 @@ def mtlendovis_gen(
         base=base, corruptions=comma_list(corruptions) or DEFAULT_CORRUPTIONS, severities=int_list(severities, "--severities"),
         seed=seed, release_compat=release_compat, include_clean=include_clean, frames=frames,
     )
+
+
+@app.command("ent-fess", cls=Command)
+def ent_fess(
+    ctx: typer.Context,
+    source: Path = typer.Option(..., "--source", help="FESS export: landmarks.txt and one folder per procedure (recording, activities.csv, report.csv)."),
+    out: Path = OUT,
+    rate: int = typer.Option(5, "--rate", help="Frames sampled per second inside activities (a divisor of 1000)."),
+    split_file: Optional[Path] = typer.Option(None, "--split-file", help='JSON {"train": [...], "val": [...], "test": [...]} of procedure folder names.'),
+    seed: int = typer.Option(0, "--seed", help="Seed of the default procedure split."),
+    allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
+    overwrite: bool = OVERWRITE,
+    workers: int = WORKERS,
+    export: Optional[str] = EXPORT,
+) -> None:
+    """ENT FESS: landmarks, current and next anatomy descriptions and the report, per frame of sinus surgery videos."""
+    _run(ctx, "ent-fess", out, overwrite, workers, export, allow_empty_splits, source=source, rate=rate, split_file=split_file, seed=seed)
+
+
+@app.command("pitvqa", cls=Command)
+def pitvqa(
+    ctx: typer.Context,
+    source: Path = typer.Option(..., "--source", help="PitVQA release folder (images/video_XX/, QA/video_XX/)."),
+    out: Path = OUT,
+    split_file: Optional[Path] = typer.Option(None, "--split-file", help='JSON {"train": [...], "val": [...], "test": [...]} of video numbers ("01".."25").'),
+    seed: int = typer.Option(0, "--seed", help="Seed of the validation videos carved from training."),
+    allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
+    overwrite: bool = OVERWRITE,
+    workers: int = WORKERS,
+    export: Optional[str] = EXPORT,
+) -> None:
+    """PitVQA: instruments, phase, step, next phase and step, and the operation note per frame of pituitary surgery."""
+    _run(ctx, "pitvqa", out, overwrite, workers, export, allow_empty_splits, source=source, split_file=split_file, seed=seed)

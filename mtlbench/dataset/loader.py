@@ -26,8 +26,10 @@ NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 
 
 class SplitDataset(Dataset):
-    """Items are dicts: image (3, H, W) float32 in [0, 1] or normalised, mask (H, W) int64
-    with 255 = ignore, activity (int), sample_id (str)."""
+    """Items are dicts: `image` (3, H, W) float32 in [0, 1] or normalised, `sample_id` (str), and
+    one or more entries per task: a classification task `<name>` -> class id (int); a multilabel
+    task `<name>` -> (L,) float32 0/1; a text task `<name>` -> target text and `<name>.<field>`
+    -> each context field; the segmentation task `mask` -> (H, W) int64 with 255 = ignore."""
 
     def __init__(
         self,
@@ -60,14 +62,21 @@ class SplitDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         image = torch.from_numpy(read_image(self.card.root, sample).copy()).permute(2, 0, 1).float().div_(255)
-        mask = torch.from_numpy(read_mask(self.card.root, sample).astype(np.int64))
-        if self.size is not None and tuple(self.size) != (sample.height, sample.width):
+        resize = self.size is not None and tuple(self.size) != (sample.height, sample.width)
+        if resize:
             image = F.interpolate(image[None], size=self.size, mode="bilinear", align_corners=False, antialias=True)[0]
-            mask = F.interpolate(mask[None, None].float(), size=self.size, mode="nearest-exact")[0, 0].long()
         if self.mean_std is not None:
             mean, std = self.mean_std
             image = (image - mean) / std
-        return {"image": image, "mask": mask, "activity": sample.activity_id, "sample_id": sample.sample_id}
+        item = {"image": image, "sample_id": sample.sample_id}
+        for task in self.card.tasks:
+            item.update(task.item(sample.labels[task.name]))
+        if sample.mask_file is not None:
+            mask = torch.from_numpy(read_mask(self.card.root, sample).astype(np.int64))
+            if resize:
+                mask = F.interpolate(mask[None, None].float(), size=self.size, mode="nearest-exact")[0, 0].long()
+            item["mask"] = mask
+        return item
 
 
 def load_dataset(

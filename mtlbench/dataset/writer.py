@@ -11,18 +11,28 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from mtlbench import __version__, pngio
-from mtlbench.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, Sample, fingerprint, manifest_text, vocabulary_json
+from mtlbench.dataset.manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    Sample,
+    fingerprint,
+    manifest_columns,
+    manifest_text,
+    sample_row,
+)
 from mtlbench.errors import InputError
 from mtlbench.jsonio import dump_json
 from mtlbench.outputs import atomic_folder
 from mtlbench.parallel import ordered_map
 from mtlbench.progress import ProgressFn, silent
-from mtlbench.taxonomies import IGNORE_INDEX, SegClass
+from mtlbench.tasks import MaskFile, Task
+from mtlbench.tasks.segmentation import MASKS_FOLDER, SegmentationTask
+from mtlbench.taxonomies import IGNORE_INDEX
 
 MAX_EXAMPLES = 5
 MAX_UNMAPPED_VALUES = 10
@@ -63,9 +73,9 @@ class SampleJob:
     split: str
     sequence: str
     frame: str
-    activity_id: int
     image: ImageSource
-    mask: MaskSource
+    labels: dict[str, Any]  # task name -> label as its task type takes it (a class id, label ids, a TextLabel)
+    mask: MaskSource | None = None  # the label of the segmentation task, if the dataset has one
     extra: tuple[tuple[str, str], ...] = ()
 
 
@@ -81,12 +91,15 @@ class DatasetSpec:
     version: str
     builder_version: str
     source: dict
-    classes: tuple[SegClass, ...]
-    activities: tuple[str, ...]
+    tasks: tuple[Task, ...]
     splits: tuple[str, ...]
     build_parameters: dict
     splits_from: str  # where the split definition comes from (a split file, or the builder's default), for errors
     extra_columns: tuple[str, ...] = ()
+
+    @property
+    def segmentation(self) -> SegmentationTask | None:
+        return next((task for task in self.tasks if isinstance(task, SegmentationTask)), None)
 
 
 @dataclass(frozen=True)
@@ -99,15 +112,13 @@ class _Converted:
 @dataclass(frozen=True)
 class _ConvertTask:
     job: SampleJob
-    staging: Path
-    activity: str
+    labels: dict[str, Any]  # checked, in stored form; the segmentation task's is added by _convert
+    segmentation: str | None  # the segmentation task's name
     num_classes: int
+    staging: Path
 
 
-def _convert(task: _ConvertTask) -> _Converted:
-    job = task.job
-    image = job.image.load()
-    height, width = image.shape[:2]
+def _decode_mask(job: SampleJob, height: int, width: int, num_classes: int) -> MaskDecoding:
     decoded = job.mask.decode(height, width)
     if decoded.mask.shape != (height, width):
         mask_height, mask_width = decoded.mask.shape
@@ -115,27 +126,49 @@ def _convert(task: _ConvertTask) -> _Converted:
             job.mask.describe(), f"label size {mask_width}x{mask_height} differs from its frame's {width}x{height}"
         )
     counts = np.bincount(decoded.mask.ravel(), minlength=256)
-    out_of_range = np.flatnonzero(counts[task.num_classes : IGNORE_INDEX])
+    out_of_range = np.flatnonzero(counts[num_classes:IGNORE_INDEX])
     if out_of_range.size:
-        raise InputError(job.mask.describe(), f"class value {int(out_of_range[0]) + task.num_classes} is out of range")
+        raise InputError(job.mask.describe(), f"class value {int(out_of_range[0]) + num_classes} is out of range")
+    return decoded
+
+
+def _convert(task: _ConvertTask) -> _Converted:
+    job = task.job
+    image = job.image.load()
+    height, width = image.shape[:2]
     image_path = f"images/{job.sample_id}.png"
-    mask_path = f"masks/{job.sample_id}.png"
+    labels = dict(task.labels)
+    counts, unmapped = np.zeros(256, dtype=np.int64), {}
+    if task.segmentation is not None:
+        decoded = _decode_mask(job, height, width, task.num_classes)
+        counts, unmapped = np.bincount(decoded.mask.ravel(), minlength=256), decoded.unmapped
+        mask_path = f"{MASKS_FOLDER}/{job.sample_id}.png"
+        labels[task.segmentation] = MaskFile(mask_path, pngio.write_png(task.staging / mask_path, decoded.mask))
     sample = Sample(
         sample_id=job.sample_id,
         split=job.split,
         sequence=job.sequence,
         frame=job.frame,
-        activity=task.activity,
-        activity_id=job.activity_id,
         image=image_path,
-        mask=mask_path,
         width=width,
         height=height,
         image_sha256=pngio.write_png(task.staging / image_path, image),
-        mask_sha256=pngio.write_png(task.staging / mask_path, decoded.mask),
+        labels=labels,
         extra=dict(job.extra),
     )
-    return _Converted(sample, counts, decoded.unmapped)
+    return _Converted(sample, counts, unmapped)
+
+
+def _checked_labels(spec: DatasetSpec, job: SampleJob) -> dict[str, Any]:
+    """The job's labels in stored form, one per task but the segmentation task (whose mask the
+    conversion decodes); checked here, before any frame is converted."""
+    where = job.image.describe()
+    expected = {task.name for task in spec.tasks if task is not spec.segmentation}
+    if set(job.labels) != expected:
+        raise InputError(where, f"labels for tasks {sorted(job.labels)} differ from the dataset's {sorted(expected)}")
+    if (job.mask is None) != (spec.segmentation is None):
+        raise InputError(where, "a mask is given exactly when the dataset has a segmentation task")
+    return {task.name: task.check(job.labels[task.name], where) for task in spec.tasks if task is not spec.segmentation}
 
 
 def _check_unique_ids(jobs: Sequence[SampleJob]) -> None:
@@ -190,36 +223,40 @@ def build_dataset(
     check_splits_have_samples(spec, jobs, allow_empty_splits)
     _check_unique_ids(jobs)
     jobs = sorted(jobs, key=lambda job: (spec.splits.index(job.split), job.sample_id))
+    labels = [_checked_labels(spec, job) for job in jobs]
+    segmentation = spec.segmentation
     with atomic_folder(Path(out), overwrite=overwrite) as staging:
-        tasks = [_ConvertTask(job, staging, spec.activities[job.activity_id], len(spec.classes)) for job in jobs]
+        tasks = [
+            _ConvertTask(job, checked, segmentation and segmentation.name, len(segmentation.classes) if segmentation else 0, staging)
+            for job, checked in zip(jobs, labels)
+        ]
         advance = progress(f"Building {spec.name}", len(tasks))
         converted = list(ordered_map(_convert, tasks, workers, advance))
-        samples = [item.sample for item in converted]
-        (staging / "samples.csv").write_text(manifest_text(samples, spec.extra_columns), encoding="utf-8")
-        meta = _describe(spec, converted, skips)
+        header = manifest_columns(spec.tasks, spec.extra_columns)
+        rows = [sample_row(item.sample, spec.tasks) for item in converted]
+        (staging / "samples.csv").write_text(manifest_text(header, rows), encoding="utf-8")
+        meta = _describe(spec, converted, skips, fingerprint(header, rows))
         (staging / "dataset.json").write_text(dump_json(meta), encoding="utf-8")
         if finalise is not None:
             finalise(staging)
     return Path(out)
 
 
-def _describe(spec: DatasetSpec, converted: list[_Converted], skips: Sequence[Skip]) -> dict:
+def _describe(spec: DatasetSpec, converted: list[_Converted], skips: Sequence[Skip], fingerprint_: str) -> dict:
     splits = {}
     unmapped_total: Counter[str] = Counter()
     for split in spec.splits:
         items = [item for item in converted if item.sample.split == split]
         pixels = sum((item.pixel_counts for item in items), np.zeros(256, dtype=np.int64))
-        activity_counts = Counter(item.sample.activity_id for item in items)
         for item in items:
             unmapped_total.update(item.unmapped)
         splits[split] = {
             "samples": len(items),
             "sequences": sorted({item.sample.sequence for item in items}, key=_natural_key),
-            "activity_counts": {name: activity_counts.get(i, 0) for i, name in enumerate(spec.activities)},
-            "pixel_counts": {cls.name: int(pixels[cls.id]) for cls in spec.classes},
-            "ignored_pixels": int(pixels[IGNORE_INDEX]),
+            "tasks": {
+                task.name: task.split_statistics([item.sample.labels[task.name] for item in items], pixels) for task in spec.tasks
+            },
         }
-    samples = [item.sample for item in converted]
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -228,7 +265,7 @@ def _describe(spec: DatasetSpec, converted: list[_Converted], skips: Sequence[Sk
         "builder": {"name": spec.name, "version": spec.builder_version, "mtlbench_version": __version__},
         "source": spec.source,
         "ignore_index": IGNORE_INDEX,
-        **vocabulary_json(spec.classes, spec.activities),
+        "tasks": [task.to_json() for task in spec.tasks],
         "splits": splits,
         "build_parameters": spec.build_parameters,
         "skipped": summarise_skips(skips),
@@ -236,7 +273,7 @@ def _describe(spec: DatasetSpec, converted: list[_Converted], skips: Sequence[Sk
             {"value": value, "pixels": count}
             for value, count in sorted(unmapped_total.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_UNMAPPED_VALUES]
         ],
-        "fingerprint": fingerprint(samples, spec.extra_columns),
+        "fingerprint": fingerprint_,
     }
 
 

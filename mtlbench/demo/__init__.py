@@ -1,8 +1,9 @@
 """Synthetic raw sources in the exact on-disk layouts of the real data sets.
 
-The real EndoVis 2018, EndoVis-18-VQA and ESD data cannot be downloaded here; tests and the demo
-build from these instead. The content is drawn so that the activity decides what is visible,
-which makes both tasks learnable. The same seed always gives byte-identical files.
+The real EndoVis 2018, EndoVis-18-VQA, ESD, FESS and PitVQA data cannot be downloaded here; tests
+and the demo build from these instead. The content is drawn so that the labels decide what is
+visible (the activity, the surgical step, the landmarks), which makes the tasks learnable. The
+same seed always gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from mtlbench.demo.endovis import write_endovis
 from mtlbench.demo.esd import write_esd
+from mtlbench.demo.fess import write_fess
+from mtlbench.demo.pitvqa import write_pitvqa
 from mtlbench.progress import ProgressFn, silent
 
 __all__ = ["DemoSources", "write_demo_sources"]
@@ -24,10 +27,12 @@ class DemoSources:
     esd_coco_file: Path
     esd_images_dir: Path
     esd_activities_file: Path
+    fess_root: Path  # landmarks.txt and one folder per procedure
+    pitvqa_root: Path  # images/video_XX and QA/video_XX
 
 
 def write_demo_sources(out: Path, seed: int = 0, progress: ProgressFn | None = None) -> DemoSources:
-    """Write EndoVis 2018 + EndoVis-18-VQA and ESD COCO demo sources into `out` (created if needed).
+    """Write EndoVis 2018 + EndoVis-18-VQA, ESD COCO, FESS and PitVQA demo sources into `out` (created if needed).
 
     `out` is expected to be empty. `progress(description, total)`, when given, is called once per
     source and returns the `advance()` that is called once per frame written.
@@ -38,4 +43,6 @@ def write_demo_sources(out: Path, seed: int = 0, progress: ProgressFn | None = N
     endovis_root, vqa_root = out / "endovis2018", out / "endovis18-vqa"
     write_endovis(endovis_root, vqa_root, seed, progress)
     coco_file, images_dir, activities_file = write_esd(out / "esd-coco", seed, progress)
-    return DemoSources(endovis_root, vqa_root, coco_file, images_dir, activities_file)
+    fess_root = write_fess(out / "ent-fess", seed, progress)
+    pitvqa_root = write_pitvqa(out / "pitvqa", seed, progress)
+    return DemoSources(endovis_root, vqa_root, coco_file, images_dir, activities_file, fess_root, pitvqa_root)

@@ -1,6 +1,7 @@
-"""Pictures of an evaluation: activity confusion matrix, per-class IoU, per-activity mIoU, robustness (PNG).
+"""Pictures of a task's results: confusion matrix, per-class bars, per-activity mIoU (PNG).
 
 Every title starts with the method, the dataset and the split, so a picture says what it shows.
+The scorer of each task type chooses its pictures (mtlbench/evaluation/scorers/).
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlbench.evaluation.robustness_plot import robustness_plot
 from mtlbench.figures import pyplot, results_label, save_figure
 
 
-def confusion_plot(results: dict, path: Path) -> Path:
+def confusion_plot(results: dict, task: str, path: Path) -> Path:
     plt = pyplot()
-    names = [row["name"] for row in results["activity"]["per_class"]]
-    counts = np.array(results["activity"]["confusion_matrix"], dtype=float)
+    names = [row["name"] for row in results[task]["per_class"]]
+    counts = np.array(results[task]["confusion_matrix"], dtype=float)
     columns = names + (["(missing)"] if counts[:, -1].any() else [])
     counts = counts[:, : len(columns)]
     rows = counts.sum(axis=1, keepdims=True)
@@ -29,14 +29,14 @@ def confusion_plot(results: dict, path: Path) -> Path:
             axes.text(column, row, f"{int(value)}", ha="center", va="center", fontsize=7, color="white" if share[row, column] > 0.5 else "black")
     axes.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
     axes.set_yticks(range(len(names)), names, fontsize=8)
-    axes.set_xlabel("predicted activity")
-    axes.set_ylabel("true activity")
-    axes.set_title(f"{results_label(results)}\nactivity confusion (colour: share of the true activity's frames)", fontsize=9)
+    axes.set_xlabel(f"predicted {task}")
+    axes.set_ylabel(f"true {task}")
+    axes.set_title(f"{results_label(results)}\n{task} confusion (colour: share of each true class's frames)", fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.046)
     return save_figure(figure, path)
 
 
-def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) -> Path:
+def bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) -> Path:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 1.5 + 0.3 * len(labels)))
     positions = np.arange(len(labels))
@@ -52,30 +52,14 @@ def _bars(labels: list[str], values: list, title: str, xlabel: str, path: Path) 
     return save_figure(figure, path)
 
 
-def class_iou_plot(results: dict, path: Path) -> Path:
-    rows = results["segmentation"]["per_class"]
+def class_iou_plot(results: dict, task: str, path: Path) -> Path:
+    rows = results[task]["per_class"]
     title = f"{results_label(results)}\nIoU per class (dataset-level; n/a: class absent from GT and prediction)"
-    return _bars([row["name"] for row in rows], [row["iou"] for row in rows], title, "IoU", path)
+    return bars([row["name"] for row in rows], [row["iou"] for row in rows], title, "IoU", path)
 
 
-def activity_miou_plot(results: dict, path: Path) -> Path:
-    rows = [row for row in results["segmentation"]["per_activity"] if row["frames"]]
+def activity_miou_plot(results: dict, task: str, path: Path) -> Path:
+    rows = [row for row in results[task]["per_activity"] if row["frames"]]
     labels = [f"{row['name']} ({row['frames']})" for row in rows]
     title = f"{results_label(results)}\nmIoU of the frames of each activity (frames)"
-    return _bars(labels, [row["miou"] for row in rows], title, "mIoU", path)
-
-
-def write_plots(results: dict, folder: Path) -> list[Path]:
-    """The plots that apply to the scored tasks, as PNG files in `folder`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    if results["activity"].get("scored"):
-        written.append(confusion_plot(results, folder / "activity_confusion.png"))
-    if results["segmentation"].get("scored"):
-        written.append(class_iou_plot(results, folder / "segmentation_class_iou.png"))
-        if results["segmentation"].get("per_activity"):
-            written.append(activity_miou_plot(results, folder / "segmentation_activity_miou.png"))
-    if "robustness" in results:
-        written.append(robustness_plot(results, folder / "robustness.png"))
-    return written
+    return bars(labels, [row["miou"] for row in rows], title, "mIoU", path)

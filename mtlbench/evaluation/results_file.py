@@ -13,7 +13,8 @@ from pathlib import Path
 from mtlbench.errors import InputError
 from mtlbench.jsonio import read_json, write_json
 
-TASK_SECTIONS = ("activity", "segmentation")
+# The top-level keys of results.json that are not a task's section (task names may not take them).
+NOT_TASK_SECTIONS = ("evaluator", "dataset", "submission", "counts", "bootstrap", "robustness", "multitask", "definitions")
 
 # Where results come from: a results.json path, or a results dict already in memory.
 ResultsSource = Path | str | dict
@@ -32,7 +33,8 @@ def load_results(source: ResultsSource, role: str, fingerprint: str, split: str,
     else:
         data, where = read_json(source, missing=f"{role} file not found"), str(source)
     dataset = data.get("dataset") if isinstance(data, dict) else None
-    if not isinstance(dataset, dict) or not any(isinstance(data.get(task), dict) for task in TASK_SECTIONS):
+    sections = [key for key, value in data.items() if key not in NOT_TASK_SECTIONS and isinstance(value, dict)] if isinstance(data, dict) else []
+    if not isinstance(dataset, dict) or not sections:
         raise InputError(where, f"not an mtlbench results.json (no dataset or task sections), given as {role}")
     if needs_robustness and not isinstance(data.get("robustness"), dict):
         raise InputError(where, f"not the results of a robustness set (no robustness section), given as {role}")

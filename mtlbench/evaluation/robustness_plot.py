@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlbench.evaluation.report import format_number
+from mtlbench.evaluation.tables import format_number
 from mtlbench.figures import pyplot, results_label, save_figure
 
 # Thirteen and more lines stay apart: ten distinct hues (tab10), solid for the first ten

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mtlbench.evaluation.report import format_number
+from mtlbench.evaluation.tables import format_number
 
 # Headline robustness numbers whose null reason is worth a line under the table.
 SUMMARY_REASON_PREFIXES = ("clean", "mpc.", "rpc.", "mce.", "relative_mce.")

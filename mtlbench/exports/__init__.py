@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 from mtlbench.dataset.manifest import read_dataset
+from mtlbench.errors import InputError
 from mtlbench.exports.registry import EXPORTERS
 from mtlbench.outputs import atomic_folder
 from mtlbench.progress import ProgressFn, silent
+from mtlbench.tasks import Task
 
 EXPORTS_FOLDER = "exports"
 
@@ -26,11 +28,21 @@ def checked_export_names(names: Sequence[str], where: str = "--export") -> tuple
     return tuple(dict.fromkeys(names))
 
 
-def run_exports(dataset_dir: Path, names: Sequence[str], progress: ProgressFn = silent) -> None:
-    """Write each named export of the dataset at `dataset_dir`, replacing any earlier one."""
-    names = checked_export_names(names)
+def check_exportable(names: Sequence[str], tasks: Sequence[Task], dataset: str, where: str = "--export") -> None:
+    """Refuse, before anything is written, an export that cannot represent the dataset's tasks."""
+    for name in names:
+        reason = EXPORTERS.get(name, where).unsupported(tasks)
+        if reason:
+            raise InputError(where, f"export {name!r} cannot be written for {dataset}: {reason}")
+
+
+def run_exports(dataset_dir: Path, names: Sequence[str], progress: ProgressFn = silent, where: str = "--export") -> None:
+    """Write each named export of the dataset at `dataset_dir`, replacing any earlier one; `where`
+    names the option the names came from, for errors."""
+    names = checked_export_names(names, where)
     dataset_dir = Path(dataset_dir)
     card = read_dataset(dataset_dir)
+    check_exportable(names, card.tasks, card.name, where)
     for name in names:
         with atomic_folder(dataset_dir / EXPORTS_FOLDER / name, overwrite=True) as staging:
-            EXPORTERS.get(name)(card, staging, progress)
+            EXPORTERS.get(name).write(card, staging, progress)

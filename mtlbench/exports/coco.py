@@ -10,18 +10,26 @@ Ignore pixels are in no annotation: a decoder recovers them as the pixels left u
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
 from mtlbench.dataset.files import read_mask
 from mtlbench.dataset.manifest import DatasetCard, Sample
-from mtlbench.exports.registry import EXPORTERS
+from mtlbench.exports.registry import EXPORTERS, Exporter
 from mtlbench.jsonio import write_json
 from mtlbench.progress import Advance, ProgressFn
+from mtlbench.tasks import ClassLabel, Task
+from mtlbench.tasks.segmentation import SegmentationTask
 
 
-@EXPORTERS.register("coco")
+def unsupported(tasks: Sequence[Task]) -> str | None:
+    if not any(isinstance(task, SegmentationTask) for task in tasks):
+        return "COCO annotations need a segmentation task"
+    return None
+
+
 def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
     advance = progress("Exporting coco", len(card.samples))
     for split in card.split_names:
@@ -44,8 +52,7 @@ def _document(card: DatasetCard, split: str, samples: tuple[Sample, ...], advanc
                 "sample_id": sample.sample_id,
                 "sequence": sample.sequence,
                 "frame": sample.frame,
-                "activity": sample.activity,
-                "activity_id": sample.activity_id,
+                **_class_labels(sample),
             }
         )
         mask = read_mask(card.root, sample)
@@ -61,7 +68,7 @@ def _document(card: DatasetCard, split: str, samples: tuple[Sample, ...], advanc
             "fingerprint": card.fingerprint,
             "split": split,
         },
-        "activities": [{"id": i, "name": name} for i, name in enumerate(card.activities)],
+        "tasks": [task.to_json() for task in card.tasks],
         "categories": [
             {"id": c.id + 1, "name": c.name, "color": list(c.color), "class_id": c.id} for c in card.classes
         ],
@@ -81,3 +88,15 @@ def _annotation(annotation_id: int, image_id: int, class_id: int, pixels: np.nda
         "bbox": [float(v) for v in coco_mask.toBbox(rle)],
         "iscrowd": 0,
     }
+
+
+def _class_labels(sample: Sample) -> dict:
+    """Each classification label as in samples.csv: `<task>` its name, `<task>_id` its id."""
+    cells = {}
+    for task, label in sample.labels.items():
+        if isinstance(label, ClassLabel):
+            cells.update({task: label.name, f"{task}_id": label.id})
+    return cells
+
+
+EXPORTERS.add("coco", Exporter(export, unsupported))

@@ -12,6 +12,7 @@ that finds it reads raw 0 as ignore again, which makes a re-import exact.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -19,9 +20,10 @@ from mtlbench import pngio
 from mtlbench.dataset.files import read_dataset_file, read_mask
 from mtlbench.dataset.manifest import DatasetCard
 from mtlbench.endoarss_marker import MARKER_IGNORE_RAW_VALUE, write_marker
-from mtlbench.exports.registry import EXPORTERS
+from mtlbench.exports.registry import EXPORTERS, Exporter
 from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn
+from mtlbench.tasks import Task
 from mtlbench.taxonomies import IGNORE_INDEX
 
 
@@ -32,7 +34,15 @@ def raw_values() -> np.ndarray:
     return table.astype(np.uint8)
 
 
-@EXPORTERS.register("endoarss")
+def unsupported(tasks: Sequence[Task]) -> str | None:
+    """The release reads a classification task named activity and a segmentation task; other tasks
+    of the dataset are not part of its layout."""
+    kinds = {(task.name, task.kind) for task in tasks}
+    if ("activity", "classification") not in kinds or not any(kind == "segmentation" for _, kind in kinds):
+        return "the EndoARSS layout needs an 'activity' classification task and a segmentation task"
+    return None
+
+
 def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
     advance = progress("Exporting endoarss", len(card.samples))
     to_raw = raw_values()
@@ -42,3 +52,6 @@ def export(card: DatasetCard, out: Path, progress: ProgressFn) -> None:
         pngio.write_png(folder / "mask" / f"{sample.sample_id}.png", to_raw[read_mask(card.root, sample)])
         advance()
     write_marker(card, out)
+
+
+EXPORTERS.add("endoarss", Exporter(export, unsupported))

@@ -1,6 +1,7 @@
 """Multi-task summary: relative change of a multi-task model against single-task baselines.
 
-Metric set: activity accuracy and macro_f1, segmentation miou and pixel_accuracy; all are
+Metric set, by task type (DELTA_METRICS): classification accuracy and macro_f1, segmentation
+miou and pixel_accuracy, multilabel micro_f1 and macro_f1, text bleu_2, rouge_l and cosine_similarity; all are
 higher-is-better, so the sign factor (-1)^l of the published formulas is +1 throughout.
 With the relative change r_k = 100 (M_k - B_k) / B_k of each metric k, in percent:
 
@@ -8,7 +9,9 @@ With the relative change r_k = 100 (M_k - B_k) / B_k of each metric k, in percen
   delta_p  per task first, then across tasks (LibMTL): 1/T sum_t 1/M_t sum_{m in t} r_m
 
 A metric enters only when both the result and a baseline have it (not None) and the baseline
-is not 0 (the relative change would be undefined); each dropped metric gets a null reason.
+is above 0: at 0 the relative change is undefined, and below 0 (a cosine similarity can be
+negative) dividing by it would flip the sign of an improvement. Each dropped metric gets a null
+reason.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 DELTA_METRICS: dict[str, tuple[str, ...]] = {
-    "activity": ("accuracy", "macro_f1"),
+    "classification": ("accuracy", "macro_f1"),
     "segmentation": ("miou", "pixel_accuracy"),
+    "multilabel": ("micro_f1", "macro_f1"),
+    "text": ("bleu_2", "rouge_l", "cosine_similarity"),
 }
 
 VARIANT = (
@@ -41,8 +46,8 @@ def _relative_change(value: float | None, baseline: float | None) -> tuple[float
         return None, "not in the results"
     if baseline is None:
         return None, "no baseline has this metric"
-    if baseline == 0:
-        return None, "baseline is 0: relative change undefined"
+    if baseline <= 0:
+        return None, f"baseline is {baseline}: the relative change needs a baseline above 0"
     return 100.0 * (value - baseline) / baseline, None
 
 
@@ -50,12 +55,13 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def multitask_deltas(results: dict, baselines: Sequence[dict]) -> dict:
-    """delta_m and delta_p (percent) of `results` against single-task `baselines` (results.json-like)."""
+def multitask_deltas(results: dict, baselines: Sequence[dict], task_kinds: dict[str, str]) -> dict:
+    """delta_m and delta_p (percent) of `results` against single-task `baselines` (results.json-like);
+    `task_kinds` maps each task of the dataset to its type, in the dataset's task order."""
     rows = []
     null_reasons = {}
-    for task, metrics in DELTA_METRICS.items():
-        for metric in metrics:
+    for task, kind in task_kinds.items():
+        for metric in DELTA_METRICS[kind]:
             value = _value(results, task, metric)
             baseline = _baseline_value(baselines, task, metric)
             change, reason = _relative_change(value, baseline)
@@ -73,7 +79,7 @@ def multitask_deltas(results: dict, baselines: Sequence[dict]) -> dict:
 
     usable = [row for row in rows if row["relative_change_percent"] is not None]
     per_task = [
-        _mean([row["relative_change_percent"] for row in usable if row["task"] == task]) for task in DELTA_METRICS
+        _mean([row["relative_change_percent"] for row in usable if row["task"] == task]) for task in task_kinds
     ]
     delta_p = _mean([mean for mean in per_task if mean is not None])
     if not usable:

@@ -8,6 +8,7 @@ objects, and its messages never suggest loading unsafely. State dicts are compar
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,14 +44,15 @@ class CheckReport:
         return "; ".join(parts) + (f"; and {hidden} more" if hidden else "")
 
 
-def load_tensor_file(path: str | Path, map_location: str | torch.device = "cpu"):
+def load_tensor_file(path: str | Path, map_location: str | torch.device = "cpu", data: bytes | None = None):
     """The content of a file written with torch.save, loaded weights-only (tensors, numbers,
-    strings and containers of them); anything else is a one-line InputError naming the file."""
+    strings and containers of them); anything else is a one-line InputError naming the file.
+    `data`: the file's bytes when the caller has read them already (e.g. to hash them)."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise InputError(path, "file not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path if data is None else io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # garbage bytes and files holding arbitrary objects both end here
         raise InputError(path, "not a file the safe (weights-only) loader accepts: corrupt, or it holds objects other than tensors") from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as exc:  # truncated or malformed archives
