@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlbench import pngio
+from mtlbench.dataset.writer import FileImage
 from mtlbench.errors import InputError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
@@ -186,19 +186,6 @@ class VideoFrame:
 
 
 @dataclass(frozen=True)
-class FolderFrame:
-    """An image source: a numbered PNG of a frames folder."""
-
-    path: Path
-
-    def describe(self) -> str:
-        return str(self.path)
-
-    def load(self) -> np.ndarray:
-        return pngio.read_rgb(self.path)
-
-
-@dataclass(frozen=True)
 class FrameFolder:
     """`frames/NNNNNN.png` from 000000, with the frame rate: frame i is shown from i / fps."""
 
@@ -210,12 +197,12 @@ class FrameFolder:
     def duration(self) -> Fraction:
         return self.count / self.fps
 
-    def frame_at(self, time_ms: int) -> FolderFrame:
+    def frame_at(self, time_ms: int) -> FileImage:
         index = int(Fraction(time_ms, 1000) * self.fps)  # floor: the last frame shown at or before t
         if index >= self.count:
             last = float((self.count - 1) / self.fps)
             raise InputError(self.folder, f"no frame at {time_ms / 1000:.3f} s: after the end of the frames ({last:.3f} s is the last one)")
-        return FolderFrame(self.folder / f"{index:06d}.png")
+        return FileImage(self.folder / f"{index:06d}.png")
 
 
 def read_frame_folder(folder: Path, fps: object, where: Path) -> FrameFolder:

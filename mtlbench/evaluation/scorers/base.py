@@ -6,6 +6,8 @@ type's name in SCORERS (mtlbench/evaluation/scorers/registry.py)."""
 from __future__ import annotations
 
 import abc
+import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from rich.table import Table
 
 from mtlbench.dataset.manifest import Sample
 from mtlbench.evaluation.scorers.common import SplitContext, not_scored
+from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn, silent
 from mtlbench.tasks import Task
 
@@ -54,6 +57,19 @@ class TaskWriter(abc.ABC):
 
     def close(self) -> None:
         """Write what was collected (nothing to do for writers that write as they go)."""
+
+
+class CsvTaskWriter(TaskWriter):
+    """A task's CSV file of a submission: the header now, a row per `add`, the file on close."""
+
+    def __init__(self, path: Path, header: Sequence[str]):
+        self.path = path
+        self.buffer = io.StringIO()
+        self.rows = csv.writer(self.buffer, lineterminator="\n")
+        self.rows.writerow(header)
+
+    def close(self) -> None:
+        write_bytes(self.path, self.buffer.getvalue().encode("utf-8"))
 
 
 class Scorer(abc.ABC):

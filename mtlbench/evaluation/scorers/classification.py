@@ -10,8 +10,6 @@ the confusion matrix count; the scores feed AUROC and ECE.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from rich.table import Table
 
 from mtlbench.dataset.manifest import Sample
 from mtlbench.errors import InputError
-from mtlbench.evaluation.scorers.base import Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
+from mtlbench.evaluation.scorers.base import CsvTaskWriter, Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
 from mtlbench.evaluation.scorers.common import (
     SplitContext,
     csv_rows,
@@ -37,7 +35,6 @@ from mtlbench.evaluation.plots import confusion_plot
 from mtlbench.evaluation.scorers.registry import SCORERS
 from mtlbench.evaluation.tables import per_class_table
 from mtlbench.metrics import activity as metrics
-from mtlbench.outputs import write_bytes
 from mtlbench.tasks.classification import ClassificationTask
 from mtlbench.taxonomies import normalise_name
 
@@ -80,14 +77,12 @@ class _Lookup:
         return found if found is not None else self.normalised.get(normalise_name(value))
 
 
-class _Writer(TaskWriter):
+class _Writer(CsvTaskWriter):
     """Predictions are (C,) probabilities: normalised to sum to 1, the decision is their arg-max."""
 
     def __init__(self, task: ClassificationTask, path: Path):
-        self.task, self.path = task, path
-        self.buffer = io.StringIO()
-        self.rows = csv.writer(self.buffer, lineterminator="\n")
-        self.rows.writerow(["sample_id", task.name, *(score_column(name) for name in task.classes)])
+        super().__init__(path, ["sample_id", task.name, *(score_column(name) for name in task.classes)])
+        self.task = task
 
     def add(self, sample_id: str, prediction: Any) -> None:
         scores = np.asarray(prediction, dtype=np.float64)
@@ -97,9 +92,6 @@ class _Writer(TaskWriter):
         scores = scores / scores.sum()
         # repr is the shortest text that reads back as the same float: exact and reproducible.
         self.rows.writerow([sample_id, classes[int(np.argmax(scores))], *(repr(float(value)) for value in scores)])
-
-    def close(self) -> None:
-        write_bytes(self.path, self.buffer.getvalue().encode("utf-8"))
 
 
 @SCORERS.register("classification")

@@ -95,16 +95,21 @@ def csv_rows(path: Path, context: SplitContext, check_header: Callable[[list[str
             if len(row) != len(header):
                 raise InputError(path, f"line {line}: expected {len(header)} fields, found {len(row)}")
             values = dict(zip(header, row))
-            sample_id = values["sample_id"]
-            problem = context.where_else(sample_id)
-            if problem:
-                raise InputError(path, f"line {line}: sample_id {sample_id!r} is {problem}")
-            if sample_id in first_line:
-                raise InputError(path, f"line {line}: duplicate sample_id {sample_id!r} (first on line {first_line[sample_id]})")
-            first_line[sample_id] = line
+            check_sample_id(path, line, values["sample_id"], context, first_line)
             yield line, values
     except csv.Error as exc:
         raise InputError(path, f"line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def check_sample_id(path: Path, line: int, sample_id: str, context: SplitContext, first_line: dict[str, int]) -> None:
+    """A sample id on `line` of a predictions file: one of the split's, not seen before (`first_line`
+    remembers the line of each id seen)."""
+    problem = context.where_else(sample_id)
+    if problem:
+        raise InputError(path, f"line {line}: sample_id {sample_id!r} is {problem}")
+    if sample_id in first_line:
+        raise InputError(path, f"line {line}: duplicate sample_id {sample_id!r} (first on line {first_line[sample_id]})")
+    first_line[sample_id] = line
 
 
 def require_columns(path: Path, header: list[str], required: Sequence[str]) -> None:

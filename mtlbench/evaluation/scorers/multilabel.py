@@ -10,8 +10,6 @@ prediction counts as every label wrong (the complement of its true set, scores i
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from rich.table import Table
 from mtlbench.dataset.manifest import Sample
 from mtlbench.errors import InputError
 from mtlbench.evaluation.plots import bars
-from mtlbench.evaluation.scorers.base import Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
+from mtlbench.evaluation.scorers.base import CsvTaskWriter, Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
 from mtlbench.evaluation.scorers.common import (
     SplitContext,
     csv_rows,
@@ -37,7 +35,6 @@ from mtlbench.evaluation.scorers.registry import SCORERS
 from mtlbench.evaluation.tables import per_class_table
 from mtlbench.figures import results_label
 from mtlbench.metrics import multilabel as metrics
-from mtlbench.outputs import write_bytes
 from mtlbench.tasks.multilabel import MultilabelTask
 
 SCORE_PREFIX = "score_"
@@ -58,14 +55,12 @@ def score_column(label: str) -> str:
     return f"{SCORE_PREFIX}{label}"
 
 
-class _Writer(TaskWriter):
+class _Writer(CsvTaskWriter):
     """Predictions are (L,) confidences in [0, 1]: present where >= DECISION_THRESHOLD."""
 
     def __init__(self, task: MultilabelTask, path: Path):
-        self.task, self.path = task, path
-        self.buffer = io.StringIO()
-        self.rows = csv.writer(self.buffer, lineterminator="\n")
-        self.rows.writerow(["sample_id", *task.labels, *(score_column(label) for label in task.labels)])
+        super().__init__(path, ["sample_id", *task.labels, *(score_column(label) for label in task.labels)])
+        self.task = task
 
     def add(self, sample_id: str, prediction: Any) -> None:
         scores = np.asarray(prediction, dtype=np.float64)
@@ -73,9 +68,6 @@ class _Writer(TaskWriter):
             raise ValueError(f"{sample_id}: {self.task.name} needs {len(self.task.labels)} confidences in [0, 1]")
         decisions = (scores >= DECISION_THRESHOLD).astype(int)
         self.rows.writerow([sample_id, *map(str, decisions), *(repr(float(value)) for value in scores)])
-
-    def close(self) -> None:
-        write_bytes(self.path, self.buffer.getvalue().encode("utf-8"))
 
 
 @SCORERS.register("multilabel")

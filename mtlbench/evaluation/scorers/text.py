@@ -23,7 +23,14 @@ from mtlbench.dataset.manifest import Sample
 from mtlbench.errors import InputError
 from mtlbench.evaluation.plots import bars
 from mtlbench.evaluation.scorers.base import Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
-from mtlbench.evaluation.scorers.common import SplitContext, format_line, per_sequence, read_text, with_intervals
+from mtlbench.evaluation.scorers.common import (
+    SplitContext,
+    check_sample_id,
+    format_line,
+    per_sequence,
+    read_text,
+    with_intervals,
+)
 from mtlbench.evaluation.scorers.registry import SCORERS
 from mtlbench.figures import results_label
 from mtlbench.jsonio import dump_json_line, parse_json
@@ -113,12 +120,7 @@ class TextScorer(Scorer):
             sample_id = record["sample_id"]
             if not isinstance(sample_id, str):
                 raise InputError(path, f"line {line}: sample_id must be a string, got {sample_id!r}")
-            problem = context.where_else(sample_id)
-            if problem:
-                raise InputError(path, f"line {line}: sample_id {sample_id!r} is {problem}")
-            if sample_id in first_line:
-                raise InputError(path, f"line {line}: duplicate sample_id {sample_id!r} (first on line {first_line[sample_id]})")
-            first_line[sample_id] = line
+            check_sample_id(path, line, sample_id, context, first_line)
             predictions[sample_id] = check_text(record["text"], "text", f"{path}: line {line}", required=False)
         return predictions
 
