@@ -62,3 +62,16 @@ def default_video_split(videos: Iterable[str], seed: int, where: str | Path) -> 
         "val": tuple(sorted(ordered[n_test : n_test + n_val])),
         "test": tuple(sorted(ordered[:n_test])),
     }
+
+
+def whole_sequence_splits(
+    split_file: Path | None, sequences: Iterable[str], seed: int, where: str | Path, unit: str, default_source: str
+) -> tuple[SplitMap, dict]:
+    """The split map, from `split_file` or else `default_video_split`, and how it was obtained (for
+    build_parameters); `unit` names the sequences in the recorded rule ("videos", "procedures")."""
+    if split_file is not None:
+        splits, record = read_split_file(Path(split_file)), {"source": "split file"}
+    else:
+        rule = f"whole {unit} in hash_order({unit}, seed): 20% test, 10% val (at least one each), the rest train"
+        splits, record = default_video_split(sequences, seed, where), {"source": default_source, "rule": rule, "seed": seed}
+    return splits, record | {name: list(members) for name, members in splits.items()}

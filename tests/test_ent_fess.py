@@ -14,7 +14,7 @@ import pytest
 from conftest import tree_digest
 from PIL import Image
 
-from mtlbench.builders.ent_fess import DEFAULT_SPLIT_RULE, build_ent_fess
+from mtlbench.builders.ent_fess import build_ent_fess
 from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import read_dataset
 from mtlbench.demo.fess import write_fess
@@ -253,7 +253,8 @@ def test_default_split_is_recorded(source: Path, tmp_path: Path):
     order = sorted(["proc_a", "proc_b", "proc_c"], key=lambda name: hashlib.sha256(f"3:{name}".encode()).hexdigest())
     expected = {"train": [order[2]], "val": [order[1]], "test": [order[0]]}
     parameters = card.meta["build_parameters"]
-    assert parameters["split"] == {"source": "default procedure split", "rule": DEFAULT_SPLIT_RULE, "seed": 3, **expected}
+    rule = "whole procedures in hash_order(procedures, seed): 20% test, 10% val (at least one each), the rest train"
+    assert parameters["split"] == {"source": "default procedure split", "rule": rule, "seed": 3, **expected}
     assert parameters["seed"] == 3
     assert {sample.sequence: sample.split for sample in card.samples} == {
         name: split for split, names in expected.items() for name in names

@@ -42,7 +42,7 @@ from mtlbench.sources.video import (
     probe_video,
     read_frame_folder,
 )
-from mtlbench.splits import default_video_split, read_split_file, split_of
+from mtlbench.splits import split_of, whole_sequence_splits
 from mtlbench.tasks import TextLabel
 from mtlbench.tasks.multilabel import MultilabelTask
 from mtlbench.tasks.text import TextTask
@@ -61,7 +61,7 @@ SAMPLING_RULE = (
     "sample_id <procedure>_<time in ms, 8 digits>, made filesystem-safe (other characters become '-')"
 )
 REPORT_RULE = "target: the last report sentence dictated at or before the frame; context: its keyword and the sentence before it"
-DEFAULT_SPLIT_RULE = "whole procedures in hash_order(procedures, seed): 20% test, 10% val (at least one each), the rest train"
+DEFAULT_SPLIT_SOURCE = "default procedure split"
 NO_REPORT_YET = "frame before the first report sentence"
 
 
@@ -151,7 +151,7 @@ def build_ent_fess(
         procedures[folder.name] = (activities, read_report(folder / REPORT_FILE), recording)
     if not procedures:
         raise InputError(source, f"no procedure folder with {ACTIVITIES_FILE} found")
-    splits, split_record = _splits(split_file, set(procedures), seed, source)
+    splits, split_record = whole_sequence_splits(split_file, set(procedures), seed, source, "procedures", DEFAULT_SPLIT_SOURCE)
     split_of_procedure = split_of(splits)
     skips += [Skip("procedure not in the split file", name) for name in sorted(set(procedures) - split_of_procedure.keys())]
     unknown = sorted(split_of_procedure.keys() - set(procedures))
@@ -209,15 +209,6 @@ def build_ent_fess(
         splits_from=str(split_file) if split_file else f"{source} (default procedure split, seed {seed})",
     )
     return write_dataset(spec, jobs, skips, out, options)
-
-
-def _splits(split_file: Path | None, procedures: set[str], seed: int, source: Path) -> tuple[dict, dict]:
-    if split_file is not None:
-        splits, record = read_split_file(Path(split_file)), {"source": "split file"}
-    else:
-        splits = default_video_split(procedures, seed, source)
-        record = {"source": "default procedure split", "rule": DEFAULT_SPLIT_RULE, "seed": seed}
-    return splits, record | {name: list(members) for name, members in splits.items()}
 
 
 def _input_hashes(source: Path, procedures: dict, split_file: Path | None) -> dict[str, str]:

@@ -39,13 +39,12 @@ from mtlbench.sources.coco_instances import (
     check_image_files,
     read_coco,
 )
-from mtlbench.splits import SplitMap, default_video_split, read_split_file, split_of
+from mtlbench.splits import split_of, whole_sequence_splits
 from mtlbench.taxonomies import ESD_ACTIVITIES, ESD_CLASSES
 
 NAME = "mtlesd"
 VERSION = "1.0.0"
 BUILDER_VERSION = "1.0.0"
-DEFAULT_SPLIT_RULE = "whole videos in hash_order(videos, seed): 20% test, 10% val (at least one each), the rest train"
 RELEASE_DEFAULTS = ReleaseDefaults(
     class_names=tuple(cls.name for cls in ESD_CLASSES),
     class_note="ASSUMED ESD_CLASSES order: the EndoARSS release does not publish which mask value is which class",
@@ -71,7 +70,7 @@ def build_mtlesd_from_coco(
     table = read_activity_table(activities, ESD_ACTIVITIES)
     labelled, skips = _label_frames(annotations, table)
     labelled_videos = {image.video for image, _ in labelled}
-    splits, split_record = _video_splits(split_file, labelled_videos, seed, coco)
+    splits, split_record = whole_sequence_splits(split_file, labelled_videos, seed, coco, "videos", "default_video_split")
     split_of_video = split_of(splits)
     skips += [Skip("video not in the split file", video) for video in sorted(labelled_videos - split_of_video.keys())]
     skips += [
@@ -142,16 +141,6 @@ def _label_frames(annotations: CocoAnnotations, table: ActivityTable) -> tuple[l
     file_names = {image.file_name for image in annotations.images}
     skips += [Skip("activity row names no image", item) for item in table.unknown_references(videos, file_names)]
     return labelled, skips
-
-
-def _video_splits(split_file: Path | None, videos: set[str], seed: int, coco: Path) -> tuple[SplitMap, dict]:
-    """The split map and a record of how it was obtained (for build_parameters)."""
-    if split_file is not None:
-        splits, record = read_split_file(Path(split_file)), {"source": "split file"}
-    else:
-        splits = default_video_split(videos, seed, coco)
-        record = {"source": "default_video_split", "rule": DEFAULT_SPLIT_RULE, "seed": seed}
-    return splits, record | {name: list(members) for name, members in splits.items()}
 
 
 @BUILDERS.register("mtlesd-release")
