@@ -240,6 +240,18 @@ def multilabel_metrics(
 ) -> dict:
     """All multi-label metrics of a split; `scores` (N, L) in [0, 1] adds average precision."""
     truth, predicted = _indicator_pair(y_true, y_pred)
+    return multilabel_section(truth, _statistics(truth, predicted), label_names, scores)
+
+
+def multilabel_section(
+    y_true: np.ndarray,
+    statistics: dict[str, np.ndarray],
+    label_names: Sequence[str],
+    scores: np.ndarray | None = None,
+) -> dict:
+    """`multilabel_metrics` from the per-sample `multilabel_statistics` of the split, so that a
+    caller that also bootstraps them computes them once; `y_true` is needed for average precision."""
+    truth = _as_indicator("y_true", y_true)
     samples, labels = truth.shape
     if len(label_names) != labels:
         raise ValueError(f"{len(label_names)} label names for {labels} label columns")
@@ -247,7 +259,7 @@ def multilabel_metrics(
         scores = np.asarray(scores, dtype=np.float64)
         _check_scores(scores, truth.shape)
 
-    sums = {key: values.sum(axis=0) for key, values in _statistics(truth, predicted).items()}
+    sums = {key: values.sum(axis=0) for key, values in statistics.items()}
     headline = multilabel_headline_from_sums(sums)
     reason = "no samples" if samples == 0 else _NO_LABEL_OCCURS
     null_reasons = {key: reason for key, value in headline.items() if value is None}

@@ -263,14 +263,19 @@ def text_metrics(
     hypotheses: Sequence[str], references: Sequence[str], keywords: Sequence[str] | None = None
 ) -> dict:
     """The text section of a split: headline metrics, pair count, null reasons and definitions."""
-    statistics = text_statistics(hypotheses, references, keywords)
+    return text_section(text_statistics(hypotheses, references, keywords))
+
+
+def text_section(statistics: dict[str, np.ndarray]) -> dict:
+    """`text_metrics` from the per-pair `text_statistics`, so that a caller that also bootstraps
+    them computes them once."""
     headline = text_headline_from_sums({key: values.sum(axis=0) for key, values in statistics.items()})
     null_reasons = {key: "no pairs" for key, value in headline.items() if value is None}
-    if keywords is None:
+    if "keyword_hit" not in statistics:
         null_reasons["keyword_hit_rate"] = "no keywords given"
     return {
         **headline,
-        "pairs": len(hypotheses),
+        "pairs": len(statistics["pairs"]),
         "null_reasons": null_reasons,
         "definitions": definitions(),
     }

@@ -136,10 +136,10 @@ class MultilabelScorer(Scorer):
             predicted[row] = prediction.present if prediction else ~truth[row]
             if with_scores:
                 scores[row] = prediction.scores if prediction else 1.0 - truth[row]
-        section = metrics.multilabel_metrics(truth, predicted, task.labels, scores=scores)
+        statistics = metrics.multilabel_statistics(truth, predicted)
+        section = metrics.multilabel_section(truth, statistics, task.labels, scores=scores)
         section = with_intervals(
-            section, per_sequence(metrics.multilabel_statistics(truth, predicted), context),
-            metrics.multilabel_headline_from_sums, options.bootstrap, options.seed,
+            section, per_sequence(statistics, context), metrics.multilabel_headline_from_sums, options.bootstrap, options.seed,
         )
         return Scored(section, {"truth": truth, "predicted": predicted})
 

@@ -140,8 +140,8 @@ class TextScorer(Scorer):
         chosen = np.flatnonzero(given)
         if len(chosen):
             cosines[chosen] = _cosines(options.embedding_model, [hypotheses[i] for i in chosen], [references[i] for i in chosen])
+        section = metrics.text_section(statistics)
         statistics[COSINE] = cosines
-        section = metrics.text_metrics(hypotheses, references, keywords)
         section[COSINE] = float(cosines.mean()) if len(cosines) else None
         if section[COSINE] is None:
             section["null_reasons"][COSINE] = "no pairs"
