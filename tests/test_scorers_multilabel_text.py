@@ -677,6 +677,13 @@ def test_cli_refuses_a_bad_file_in_one_line(card, tmp_path):
     result = run_cli("evaluate", bad_text, "--dataset", card.root)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: {bad_text / 'caption.jsonl'}: line 2: {OBJECT_KEYS}"
+    good = write_submission(tmp_path / "good", card, {"caption.jsonl": jsonl(CAPTION_PREDICTIONS)})
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    result = run_cli("evaluate", good, "--dataset", card.root, "--embedding-model", not_a_model, "--out", tmp_path / "m.json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {not_a_model / 'config.json'}: missing: a Hugging Face / sentence-transformers model folder has its config.json here"
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_cli_format_lists_the_multilabel_header_and_jsonl(card):

@@ -157,7 +157,7 @@ def pitvqa(
     ctx: typer.Context,
     source: Path = typer.Option(..., "--source", help="PitVQA release folder (images/video_XX/, QA/video_XX/)."),
     out: Path = OUT,
-    split_file: Optional[Path] = typer.Option(None, "--split-file", help='JSON {"train": [...], "val": [...], "test": [...]} of video numbers ("01".."25").'),
+    split_file: Optional[Path] = typer.Option(None, "--split-file", help='JSON {"train": [...], "val": [...], "test": [...]} of video numbers (1 or "01" .. 25).'),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation videos carved from training."),
     allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
     overwrite: bool = OVERWRITE,

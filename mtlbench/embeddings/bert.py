@@ -60,7 +60,7 @@ class BertConfig:
     def from_json(cls, path: str | Path) -> BertConfig:
         """Read and check a config.json; a non-BERT or unsupported config is an InputError naming it."""
         path = Path(path)
-        data = read_json(path)
+        data = read_json(path, missing="missing: a Hugging Face / sentence-transformers model folder has its config.json here")
         if not isinstance(data, dict):
             raise InputError(path, "not a JSON object")
         model_type = data.get("model_type")

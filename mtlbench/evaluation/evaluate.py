@@ -75,6 +75,9 @@ def evaluate(
             "counts": {"frames": len(samples), "sequences": len(set(context.sequences))},
             "bootstrap": {"resamples": bootstrap, "seed": seed, "confidence": 0.95, "unit": "sequence"},
         }
+        scored = [task for task in card.tasks if task.name in submission.predictions]
+        for task in scored:
+            scorer_of(task).prepare(task, options)
         frames = {}
         for task in card.tasks:
             scorer = scorer_of(task)

@@ -100,6 +100,10 @@ class Scorer(abc.ABC):
         """The task's section of results.json (samples without a prediction are scored as wrong),
         and per-frame arrays the robustness summary regroups by corruption and severity."""
 
+    def prepare(self, task: Task, options: ScoringOptions) -> None:
+        """Check and load what scoring `task` needs beyond the submission (e.g. a model), before
+        any task is scored, so that a bad option fails at once; nothing by default."""
+
     def headline_labels(self, task: Task) -> dict[str, str]:
         """The report's label of each headline metric it shows for `task`."""
         return self.labels

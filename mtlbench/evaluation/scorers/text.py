@@ -98,6 +98,9 @@ class TextScorer(Scorer):
     def __init__(self) -> None:
         self._train_texts: dict[tuple[str, str], list[str]] = {}
 
+    def prepare(self, task: TextTask, options: ScoringOptions) -> None:
+        _embedder(_model_folder(options.embedding_model))
+
     def not_scored(self, task: TextTask) -> dict:
         section = super().not_scored(task)
         del section["per_class"]  # a text task has no classes, scored or not
