@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 IGNORE_INDEX = 255
@@ -78,3 +79,23 @@ ESD_ACTIVITIES: tuple[str, ...] = ("Marking", "Circumferential Incision", "Submu
 def normalise_name(name: str) -> str:
     """Case-, space-, hyphen- and underscore-insensitive key for matching names."""
     return "".join(ch for ch in name.lower() if ch not in " _-")
+
+
+@dataclass(frozen=True)
+class NameLookup:
+    """Ids of a vocabulary's names, matched exactly, else by normalise_name (only keys no two names share)."""
+
+    exact: dict[str, int]
+    normalised: dict[str, int]
+
+    @classmethod
+    def of(cls, names: Sequence[str]) -> NameLookup:
+        keys = [normalise_name(name) for name in names]
+        return cls(
+            exact={name: i for i, name in enumerate(names)},
+            normalised={key: i for i, key in enumerate(keys) if keys.count(key) == 1},
+        )
+
+    def find(self, value: str) -> int | None:
+        found = self.exact.get(value)
+        return found if found is not None else self.normalised.get(normalise_name(value))

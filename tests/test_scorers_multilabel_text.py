@@ -229,11 +229,11 @@ MULTILABEL_REFUSALS = [
     (replace_line(PLAIN_CSV, 1, "sample_id,a,c"), "header lacks the column(s) b (found: sample_id,a,c)"),
     (
         replace_line(replace_line(PLAIN_CSV, 1, "sample_id,a,b,c,d"), 2, "t1_f1,1,0,0,1"),
-        "unknown column(s) 'd': the columns are sample_id, one per label of landmarks and optionally score_<label>",
+        "unknown column(s) 'd': the columns are sample_id, one per label of landmarks and optionally score_<label> for every label, e.g. score_a",
     ),
     (
         replace_line(replace_line(PLAIN_CSV, 1, "sample_id,a,b,c,A"), 2, "t1_f1,1,0,0,1"),
-        "unknown column(s) 'A': the columns are sample_id, one per label of landmarks and optionally score_<label>",
+        "unknown column(s) 'A': the columns are sample_id, one per label of landmarks and optionally score_<label> for every label, e.g. score_a",
     ),
     (
         replace_line(replace_line(PLAIN_CSV, 1, "sample_id,a,b,c,score_a"), 2, "t1_f1,1,0,0,0.5"),

@@ -16,7 +16,7 @@ from mtlbench.dataset.manifest import SPLITS
 from mtlbench.dataset.writer import DatasetSpec, FileImage, SampleJob, Skip
 from mtlbench.errors import InputError
 from mtlbench.sources.endovis18 import RELEASE_CONTENT, ColourLabel, find_sequence_dirs, read_colour_table
-from mtlbench.sources.endovis18_sentences import SENTENCES_RULE, TOOL_RULE, find_sentence_files, read_sentences
+from mtlbench.sources.endovis18_sentences import SENTENCE_FOLDER, SENTENCES_RULE, TOOL_RULE, read_sentences
 from mtlbench.sources.endovis18_vqa import ACTIVITY_RULE, UnlabelledFrame, find_qa_files, frame_activity, read_actions
 from mtlbench.splits import SplitMap, read_split_file, split_of
 from mtlbench.tasks.multilabel import MultilabelTask
@@ -51,7 +51,7 @@ def build_mtlendovis(
     if not sequence_dirs:
         raise InputError(source, "no seq_* folders found (expected an EndoVis 2018 training release)")
     qa_files = find_qa_files(Path(vqa) if vqa else source)
-    sentence_files = find_sentence_files(Path(vqa) if vqa else source)
+    sentence_files = find_qa_files(Path(vqa) if vqa else source, SENTENCE_FOLDER)
     splits = read_split_file(split_file) if split_file else DEFAULT_SPLITS
     jobs, skips = _discover(sequence_dirs, qa_files, sentence_files, splits, skip_unlabelled)
     tasks = endoarss_tasks(ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES)

@@ -11,7 +11,7 @@ from mtlbench.errors import InputError
 from mtlbench.exports import check_exportable, checked_export_names, run_exports
 from mtlbench.progress import ProgressFn, silent
 from mtlbench.tasks import Task
-from mtlbench.tasks.classification import ClassificationTask
+from mtlbench.tasks.classification import ACTIVITY_TASK, ClassificationTask
 from mtlbench.tasks.segmentation import SegmentationTask
 from mtlbench.taxonomies import SegClass
 
@@ -37,7 +37,7 @@ class BuildOptions:
 
 def endoarss_tasks(activities: Sequence[str], classes: Sequence[SegClass]) -> tuple[Task, ...]:
     """The two tasks of the EndoARSS datasets (MTLEndovis, MTLESD): activity and segmentation."""
-    return ClassificationTask("activity", activities, ACTIVITY_SUBMISSION_FILE), SegmentationTask("segmentation", classes)
+    return ClassificationTask(ACTIVITY_TASK, activities, ACTIVITY_SUBMISSION_FILE), SegmentationTask("segmentation", classes)
 
 
 def write_dataset(spec: DatasetSpec, jobs: Sequence[SampleJob], skips: Sequence[Skip], out: Path, options: BuildOptions) -> Path:

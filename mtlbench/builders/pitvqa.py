@@ -36,7 +36,7 @@ from mtlbench.splits import hash_order, read_split_file, split_of
 from mtlbench.tasks.classification import ClassificationTask
 from mtlbench.tasks.multilabel import MultilabelTask
 from mtlbench.tasks.text import TextTask
-from mtlbench.taxonomies import normalise_name
+from mtlbench.taxonomies import NameLookup
 
 NAME = "pitvqa"
 VERSION = "1.0.0"
@@ -60,29 +60,27 @@ SPLIT_RULE = (
 )
 VIDEO_FOLDER = re.compile(r"^video_([0-9]{2})$")
 FRAME_FILE = re.compile(r"^([0-9]{5})$")
-CLASSIFICATIONS = {"phase": ("phase", PHASES), "step": ("step", STEPS), "next_phase": ("next_phase", PHASES), "next_step": ("next_step", STEPS)}
+CLASSIFICATIONS = {"phase": PHASES, "step": STEPS, "next_phase": PHASES, "next_step": STEPS}  # task (= QA kind) -> classes
 REQUIRED_ANSWERS = ("phase", "step", "next_phase", "next_step", "operation")
 
 
 def pitvqa_tasks() -> tuple:
     return (
         MultilabelTask("instruments", INSTRUMENTS),
-        *(ClassificationTask(name, classes) for name, (_, classes) in CLASSIFICATIONS.items()),
+        *(ClassificationTask(name, classes) for name, classes in CLASSIFICATIONS.items()),
         TextTask("operation_note"),
     )
 
 
-class _Vocabulary:
-    def __init__(self, names: tuple[str, ...]):
-        self.names = names
-        self.exact = {name: index for index, name in enumerate(names)}
-        self.loose = {normalise_name(name): index for index, name in enumerate(names)}
+_LOOKUPS = {name: NameLookup.of(classes) for name, classes in (*CLASSIFICATIONS.items(), ("instruments", INSTRUMENTS))}
 
-    def find(self, answer: str, what: str, where: str) -> int:
-        found = self.exact.get(answer, self.loose.get(normalise_name(answer)))
-        if found is None:
-            raise InputError(where, f"{what} {answer!r} is not one of the {len(self.names)} PitVQA {what}s")
-        return found
+
+def _answer_id(vocabulary: str, answer: str, what: str, where: str) -> int:
+    lookup = _LOOKUPS[vocabulary]
+    found = lookup.find(answer)
+    if found is None:
+        raise InputError(where, f"{what} {answer!r} is not one of the {len(lookup.exact)} PitVQA {what}s")
+    return found
 
 
 def _frames(root: Path) -> tuple[list[tuple[str, str, Path, Path]], list[Skip]]:
@@ -142,8 +140,6 @@ def build_pitvqa(
         raise InputError(source / "QA", "holds no QA file")
     splits, split_record = _splits({video for video, *_ in frames}, split_file, seed)
     split_of_video = split_of(splits)
-    phases, steps, instruments = _Vocabulary(PHASES), _Vocabulary(STEPS), _Vocabulary(INSTRUMENTS)
-    vocabularies = {"phase": phases, "step": steps, "next_phase": phases, "next_step": steps}
     jobs = []
     unknown = sorted(split_of_video.keys() - {video for video, *_ in frames})
     if unknown:
@@ -159,10 +155,10 @@ def build_pitvqa(
             skips.append(Skip(problem, sample_id))
             continue
         labels = {
-            "instruments": tuple(sorted(instruments.find(name, "instrument", qa.where(line)) for name, line in qa.instruments.items())),
+            "instruments": tuple(sorted(_answer_id("instruments", name, "instrument", qa.where(line)) for name, line in qa.instruments.items())),
             **{
-                task: vocabularies[task].find(qa.answers[kind][0], kind.replace("next_", ""), qa.where(qa.answers[kind][1]))
-                for task, (kind, _) in CLASSIFICATIONS.items()
+                task: _answer_id(task, qa.answers[task][0], task.replace("next_", ""), qa.where(qa.answers[task][1]))
+                for task in CLASSIFICATIONS
             },
             "operation_note": qa.answers["operation"][0],
         }

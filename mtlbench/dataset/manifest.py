@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from mtlbench.errors import InputError
 from mtlbench.jsonio import read_json
 from mtlbench.tasks import MaskFile, Task, task_from_json
-from mtlbench.tasks.classification import ClassificationTask
+from mtlbench.tasks.classification import ACTIVITY_TASK, ClassificationTask
 from mtlbench.tasks.segmentation import SegmentationTask, parse_classes
 from mtlbench.taxonomies import IGNORE_INDEX, SegClass
 
@@ -73,14 +73,13 @@ class Sample:
     def mask_sha256(self) -> str | None:
         return None if self.mask_file is None else self.mask_file.sha256
 
-    # The EndoARSS track names its classification task "activity".
     @property
     def activity_id(self) -> int:
-        return self.labels["activity"].id
+        return self.labels[ACTIVITY_TASK].id
 
     @property
     def activity(self) -> str:
-        return self.labels["activity"].name
+        return self.labels[ACTIVITY_TASK].name
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,12 @@ class DatasetCard:
     def segmentation(self) -> SegmentationTask | None:
         return next((task for task in self.tasks if isinstance(task, SegmentationTask)), None)
 
-    # What the EndoARSS track needs: a classification task "activity" and a segmentation task.
+    @property
+    def activity_task(self) -> ClassificationTask | None:
+        """The classification task named ACTIVITY_TASK, if the dataset has one."""
+        return next((t for t in self.tasks if t.name == ACTIVITY_TASK and isinstance(t, ClassificationTask)), None)
+
+    # What the EndoARSS track needs: an activity task and a segmentation task.
     @property
     def classes(self) -> tuple[SegClass, ...]:
         if self.segmentation is None:
@@ -130,10 +134,9 @@ class DatasetCard:
 
     @property
     def activities(self) -> tuple[str, ...]:
-        task = self.task("activity")
-        if not isinstance(task, ClassificationTask):
-            raise InputError(self.root / "dataset.json", "task 'activity' is not a classification task")
-        return task.classes
+        if self.activity_task is None:
+            raise InputError(self.root / "dataset.json", f"has no classification task {ACTIVITY_TASK!r}")
+        return self.activity_task.classes
 
     def vocabulary_json(self) -> dict:
         return vocabulary_json(self.classes, self.activities)
@@ -259,7 +262,7 @@ def _format_1(meta: dict, path: Path) -> tuple[tuple[Task, ...], tuple[str, ...]
     """Format 1 as format 2: its activity task, its segmentation task, its split statistics."""
     classes, activities = parse_vocabulary(path, meta)
     tasks = (
-        ClassificationTask("activity", activities, FORMAT_1_SUBMISSION_FILE, path),
+        ClassificationTask(ACTIVITY_TASK, activities, FORMAT_1_SUBMISSION_FILE, path),
         SegmentationTask("segmentation", classes, path),
     )
     statistics = {

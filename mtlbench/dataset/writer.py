@@ -118,7 +118,8 @@ class _ConvertTask:
     staging: Path
 
 
-def _decode_mask(job: SampleJob, height: int, width: int, num_classes: int) -> MaskDecoding:
+def _decode_mask(job: SampleJob, height: int, width: int, num_classes: int) -> tuple[MaskDecoding, np.ndarray]:
+    """The decoded mask, checked, and its pixel count per value."""
     decoded = job.mask.decode(height, width)
     if decoded.mask.shape != (height, width):
         mask_height, mask_width = decoded.mask.shape
@@ -129,7 +130,7 @@ def _decode_mask(job: SampleJob, height: int, width: int, num_classes: int) -> M
     out_of_range = np.flatnonzero(counts[num_classes:IGNORE_INDEX])
     if out_of_range.size:
         raise InputError(job.mask.describe(), f"class value {int(out_of_range[0]) + num_classes} is out of range")
-    return decoded
+    return decoded, counts
 
 
 def _convert(task: _ConvertTask) -> _Converted:
@@ -140,8 +141,8 @@ def _convert(task: _ConvertTask) -> _Converted:
     labels = dict(task.labels)
     counts, unmapped = np.zeros(256, dtype=np.int64), {}
     if task.segmentation is not None:
-        decoded = _decode_mask(job, height, width, task.num_classes)
-        counts, unmapped = np.bincount(decoded.mask.ravel(), minlength=256), decoded.unmapped
+        decoded, counts = _decode_mask(job, height, width, task.num_classes)
+        unmapped = decoded.unmapped
         mask_path = f"{MASKS_FOLDER}/{job.sample_id}.png"
         labels[task.segmentation] = MaskFile(mask_path, pngio.write_png(task.staging / mask_path, decoded.mask))
     sample = Sample(

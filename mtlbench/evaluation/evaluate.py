@@ -100,9 +100,9 @@ def evaluate(
 
 
 def _robustness(card: DatasetCard, samples, frames: dict, inputs: dict) -> dict:
-    """The metrics per corruption and severity of the "activity" and segmentation tasks, and their summary."""
+    """The metrics per corruption and severity of the activity and segmentation tasks, and their summary."""
     conditions = [(sample.extra["corruption"], int(sample.extra["severity"])) for sample in samples]
-    activity = frames.get("activity", {})
+    activity = frames.get(card.activity_task.name, {}) if card.activity_task else {}
     segmentation = card.segmentation
     per_condition = robustness.condition_metrics(
         conditions,

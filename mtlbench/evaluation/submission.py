@@ -216,8 +216,6 @@ def _read_folder(root: Path, context: SplitContext, allow_missing: bool, ignore_
     for name, task in _task_files(card).items():
         refuse_symlink(root / name)
         if (root / name).exists():
-            if task.name in present:
-                raise InputError(root, f"task {task.name} is given twice: {present[task.name].name} and {name}")
             present[task.name] = root / name
     if not present:
         expected = ", ".join(f"{name} ({task.name})" for name, task in _task_files(card).items())

@@ -24,6 +24,7 @@ from mtlbench.exports.registry import EXPORTERS, Exporter
 from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn
 from mtlbench.tasks import Task
+from mtlbench.tasks.classification import ACTIVITY_TASK
 from mtlbench.taxonomies import IGNORE_INDEX
 
 
@@ -38,7 +39,7 @@ def unsupported(tasks: Sequence[Task]) -> str | None:
     """The release reads a classification task named activity and a segmentation task; other tasks
     of the dataset are not part of its layout."""
     kinds = {(task.name, task.kind) for task in tasks}
-    if ("activity", "classification") not in kinds or not any(kind == "segmentation" for _, kind in kinds):
+    if (ACTIVITY_TASK, "classification") not in kinds or not any(kind == "segmentation" for _, kind in kinds):
         return "the EndoARSS layout needs an 'activity' classification task and a segmentation task"
     return None
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtlbench.errors import InputError
-from mtlbench.sources.endovis18 import find_sequence_dirs
 from mtlbench.tasks.text import check_text
+from mtlbench.textfiles import question_answer_lines
 from mtlbench.taxonomies import ENDOVIS18_TOOLS
 
 SENTENCE_FOLDER = "Sentence"
@@ -43,33 +43,14 @@ class FrameSentences:
     sentences: str
 
 
-def find_sentence_files(root: Path) -> dict[int, dict[str, Path]]:
-    """Sequence number -> frame name -> Sentence file, for sequences that have any."""
-    found: dict[int, dict[str, Path]] = {}
-    for number, sequence_dir in find_sequence_dirs(root, holding=("vqa",)).items():
-        files = sorted((sequence_dir / "vqa" / SENTENCE_FOLDER).glob("*_QA.txt"))
-        if files:
-            found[number] = {path.name.split("_", 1)[0]: path for path in files}
-    return found
-
-
 def _tools_in(text: str) -> set[int]:
     return {index for index, pattern in enumerate(_TOOL_PATTERNS) if pattern.search(text)}
 
 
 def read_sentences(path: Path) -> FrameSentences:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
     tools: set[int] = set()
     answers = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        if line.count("|") != 1:
-            raise InputError(path, f"line {number}: expected question|answer")
-        question, answer = (part.strip() for part in line.split("|"))
+    for _, question, answer in question_answer_lines(path):
         tools |= _tools_in(question)
         if _TOOL_QUESTION.search(question):
             tools |= _tools_in(answer)

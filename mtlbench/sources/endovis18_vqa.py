@@ -27,11 +27,12 @@ _ACTION_BY_KEY = {normalise_name(action): action for action in ENDOVIS18_ACTIONS
 IDLE = ENDOVIS18_ACTIONS[0]
 
 
-def find_qa_files(root: Path) -> dict[int, dict[str, Path]]:
-    """Sequence number -> frame name -> QA file, for sequences that have any."""
+def find_qa_files(root: Path, kind: str = "Classification") -> dict[int, dict[str, Path]]:
+    """Sequence number -> frame name -> QA file of `seq_N/vqa/<kind>/` (Classification or
+    Sentence), for sequences that have any."""
     found: dict[int, dict[str, Path]] = {}
     for number, sequence_dir in find_sequence_dirs(root, holding=("vqa",)).items():
-        files = sorted((sequence_dir / "vqa" / "Classification").glob("*_QA.txt"))
+        files = sorted((sequence_dir / "vqa" / kind).glob("*_QA.txt"))
         if files:
             found[number] = {path.name.split("_", 1)[0]: path for path in files}
     return found

@@ -26,6 +26,7 @@ from mtlbench.errors import InputError
 from mtlbench.metrics.text import tokenize
 from mtlbench.tasks.base import LABEL_SEPARATOR, check_names
 from mtlbench.tasks.text import check_text
+from mtlbench.textfiles import read_text_file
 
 ACTIVITY_COLUMNS = ("start", "end", "landmarks", "current", "next")
 REPORT_COLUMNS = ("time", "keyword", "sentence")
@@ -65,17 +66,8 @@ class Report:
         return self.sentences[index], self.sentences[index - 1].sentence if index else ""
 
 
-def _text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "missing") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
-
-
 def read_landmarks(path: Path) -> tuple[str, ...]:
-    names = [line.strip() for line in _text(path).splitlines() if line.strip()]
+    names = [line.strip() for line in read_text_file(path).splitlines() if line.strip()]
     return check_names(names, "landmarks", path)
 
 
@@ -89,7 +81,7 @@ def seconds_to_ms(cell: str, what: str, where: str) -> int:
 
 def _rows(path: Path, columns: Sequence[str]):
     """(line, {column: cell}) of a table with exactly `columns` (in any order)."""
-    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text_file(path), newline=""))
     try:
         header = [cell.strip() for cell in next(reader, [])]
         if sorted(header) != sorted(columns):

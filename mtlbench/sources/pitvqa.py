@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mtlbench.errors import InputError
 from mtlbench.tasks.text import check_text
+from mtlbench.textfiles import question_answer_lines
 
 NO_INSTRUMENT_ANSWERS = ("no_visible_instrument", "no_secondary_instrument")
 SINGLE_ANSWERS = ("phase", "step", "next_phase", "next_step", "operation", "count")
@@ -65,18 +66,8 @@ def question_kind(question: str) -> tuple[str, str | None] | None:
 
 
 def read_qa_file(path: Path) -> FrameQA:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
     frame = FrameQA(path)
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) != 2:
-            raise InputError(path, f"line {line_number}: expected question|answer, found {len(parts) - 1} '|'")
-        question, answer = (part.strip() for part in parts)
+    for line_number, question, answer in question_answer_lines(path):
         recognised = question_kind(question)
         if recognised is None:
             raise InputError(path, f"line {line_number}: unknown question {question!r}")

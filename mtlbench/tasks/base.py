@@ -31,6 +31,8 @@ RESERVED_NAMES = frozenset(
 )  # the last set: results_file.NOT_TASK_SECTIONS
 # Separates the names of a label set in samples.csv; refused inside any vocabulary name.
 LABEL_SEPARATOR = "|"
+# Starts the submission column of a class's or label's score (score_<name>).
+SCORE_PREFIX = "score_"
 
 
 class ClassLabel(NamedTuple):

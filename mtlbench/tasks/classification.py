@@ -20,6 +20,12 @@ from mtlbench.tasks.base import ClassLabel, Task, check_names, json_list
 from mtlbench.tasks.registry import TASK_TYPES
 
 
+# The EndoARSS track's per-frame activity: a classification task of this name is what the
+# segmentation scorer reports mIoU per class of, what robustness sets report, and what the
+# EndoARSS export sorts frames by.
+ACTIVITY_TASK = "activity"
+
+
 @TASK_TYPES.register("classification")
 class ClassificationTask(Task):
     kind = "classification"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mtlbench.errors import InputError
-from mtlbench.tasks.base import LABEL_SEPARATOR, LabelSet, Task, check_names, json_list
+from mtlbench.tasks.base import LABEL_SEPARATOR, SCORE_PREFIX, LabelSet, Task, check_names, json_list
 from mtlbench.tasks.registry import TASK_TYPES
 
 
@@ -27,9 +27,9 @@ class MultilabelTask(Task):
         super().__init__(name, where)
         self.labels = check_names(labels, f"labels of task {name!r}", where)
         # a submission has a column per label next to sample_id and the score_<label> columns
-        clashing = [label for label in self.labels if label == "sample_id" or label.startswith("score_")]
+        clashing = [label for label in self.labels if label == "sample_id" or label.startswith(SCORE_PREFIX)]
         if clashing:
-            raise InputError(where, f"labels of task {name!r} may not be 'sample_id' or start with 'score_': {clashing[0]!r}")
+            raise InputError(where, f"labels of task {name!r} may not be 'sample_id' or start with {SCORE_PREFIX!r}: {clashing[0]!r}")
         self._ids = {label: index for index, label in enumerate(self.labels)}
 
     @classmethod

@@ -11,7 +11,6 @@ the confusion matrix count; the scores feed AUROC and ECE.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,21 +23,20 @@ from mtlbench.errors import InputError
 from mtlbench.evaluation.scorers.base import CsvTaskWriter, Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
 from mtlbench.evaluation.scorers.common import (
     SplitContext,
+    check_score_header,
     csv_rows,
     format_line,
-    listing,
     probability,
-    require_columns,
+    score_column,
     with_intervals,
 )
 from mtlbench.evaluation.plots import confusion_plot
 from mtlbench.evaluation.scorers.registry import SCORERS
 from mtlbench.evaluation.tables import per_class_table
 from mtlbench.metrics import activity as metrics
-from mtlbench.tasks.classification import ClassificationTask
-from mtlbench.taxonomies import normalise_name
+from mtlbench.tasks.classification import ACTIVITY_TASK, ClassificationTask
+from mtlbench.taxonomies import NameLookup
 
-SCORE_PREFIX = "score_"
 SCORE_SUM_TOLERANCE = 1e-3
 MAX_LISTED_CLASSES = 20
 # Bounds on a predictions file in a zip: the header, then one row per sample with an id, a class
@@ -54,27 +52,6 @@ class ClassPrediction:
     class_id: int
     scores: np.ndarray | None  # (C,) float64 probabilities, when the file has score columns
 
-
-def score_column(class_name: str) -> str:
-    return f"{SCORE_PREFIX}{class_name}"
-
-
-@dataclass(frozen=True)
-class _Lookup:
-    exact: dict[str, int]
-    normalised: dict[str, int]  # only keys that no two classes share
-
-    @classmethod
-    def of(cls, classes: Sequence[str]) -> _Lookup:
-        keys = [normalise_name(name) for name in classes]
-        return cls(
-            exact={name: i for i, name in enumerate(classes)},
-            normalised={key: i for i, key in enumerate(keys) if keys.count(key) == 1},
-        )
-
-    def find(self, value: str) -> int | None:
-        found = self.exact.get(value)
-        return found if found is not None else self.normalised.get(normalise_name(value))
 
 
 class _Writer(CsvTaskWriter):
@@ -111,33 +88,20 @@ class ClassificationScorer(Scorer):
     # --- reading --------------------------------------------------------------------------------
     def read(self, task: ClassificationTask, path: Path, context: SplitContext) -> dict[str, ClassPrediction]:
         expected = [score_column(name) for name in task.classes]
-        has_scores = []
+        fixed = ("sample_id", task.name)
 
         def check_header(header: list[str]) -> None:
-            require_columns(path, header, ("sample_id", task.name))
-            others = [column for column in header if column not in ("sample_id", task.name)]
-            unknown = [column for column in others if column not in expected]
-            if unknown:
-                hint = " (an unnamed column: a pandas index? write with index=False)" if "" in unknown else ""
-                raise InputError(
-                    path,
-                    f"unknown column(s) {', '.join(map(repr, unknown))}{hint}: "
-                    f"score columns are score_<{task.name} name>, e.g. {expected[0]}",
-                )
-            if others and len(others) != len(expected):
-                lacking = [column for column in expected if column not in others]
-                raise InputError(path, f"give a score column for every {task.name} or none; lacking: {listing(lacking)}")
-            has_scores.append(bool(others))
+            check_score_header(path, header, fixed, task.classes, task.name, ", ".join(fixed))
 
-        lookup = _Lookup.of(task.classes)
+        lookup = NameLookup.of(task.classes)
         predictions = {}
         for line, values in csv_rows(path, context, check_header):
-            scores = self._scores(path, line, [(column, values[column]) for column in expected]) if has_scores[0] else None
+            scores = self._scores(path, line, [(column, values[column]) for column in expected]) if expected[0] in values else None
             predictions[values["sample_id"]] = ClassPrediction(self._class(task, path, line, values[task.name], lookup), scores)
         return predictions
 
     @staticmethod
-    def _class(task: ClassificationTask, path: Path, line: int, value: str, lookup: _Lookup) -> int:
+    def _class(task: ClassificationTask, path: Path, line: int, value: str, lookup: NameLookup) -> int:
         found = lookup.find(value)
         if found is not None:
             return found
@@ -212,7 +176,7 @@ class ClassificationScorer(Scorer):
         activity's frames when the segmentation task reports it (also when only it was scored)."""
         section = results[task.name]
         per_activity = {}
-        if task.name == "activity":
+        if task.name == ACTIVITY_TASK:
             per_activity = next((results[name]["per_activity"] for name in results if isinstance(results[name], dict) and results[name].get("per_activity")), [])
         if not section.get("scored") and not per_activity:
             return []

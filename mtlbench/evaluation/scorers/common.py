@@ -15,6 +15,8 @@ import numpy as np
 from mtlbench.dataset.manifest import DatasetCard, Sample
 from mtlbench.errors import InputError
 from mtlbench.metrics.bootstrap import cluster_bootstrap, sum_by_sequence
+from mtlbench.tasks.base import SCORE_PREFIX
+from mtlbench.textfiles import read_text_file
 
 MAX_LISTED = 10
 FORMAT_COLUMN = 26  # where the explanations of `evaluate --format` start
@@ -68,10 +70,7 @@ def read_text(path: Path) -> str:
     """A submission file's text: a UTF-8 file (a byte-order mark is accepted)."""
     if not path.is_file():
         raise InputError(path, "must be a file")
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
+    return read_text_file(path)
 
 
 def csv_rows(path: Path, context: SplitContext, check_header: Callable[[list[str]], None]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -99,6 +98,28 @@ def csv_rows(path: Path, context: SplitContext, check_header: Callable[[list[str
             yield line, values
     except csv.Error as exc:
         raise InputError(path, f"line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def score_column(name: str) -> str:
+    return f"{SCORE_PREFIX}{name}"
+
+
+def check_score_header(path: Path, header: list[str], fixed: Sequence[str], names: Sequence[str], each: str, columns: str) -> None:
+    """The header of a CSV predictions file: the `fixed` columns, and a score_<name> column for
+    every one of `names` or for none (`each` says what a name is, `columns` what `fixed` are)."""
+    require_columns(path, header, fixed)
+    expected = [score_column(name) for name in names]
+    others = [column for column in header if column not in fixed]
+    unknown = [column for column in others if column not in expected]
+    if unknown:
+        hint = " (an unnamed column: a pandas index? write with index=False)" if "" in unknown else ""
+        raise InputError(
+            path,
+            f"unknown column(s) {', '.join(map(repr, unknown))}{hint}: the columns are {columns} "
+            f"and optionally score_<{each}> for every {each}, e.g. {expected[0]}",
+        )
+    if others and len(others) != len(expected):
+        raise InputError(path, f"give a score column for every {each} or none; lacking: {listing([c for c in expected if c not in others])}")
 
 
 def check_sample_id(path: Path, line: int, sample_id: str, context: SplitContext, first_line: dict[str, int]) -> None:

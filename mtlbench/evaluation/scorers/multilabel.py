@@ -23,12 +23,12 @@ from mtlbench.evaluation.plots import bars
 from mtlbench.evaluation.scorers.base import CsvTaskWriter, Scored, Scorer, ScoringOptions, TaskWriter, ZipEntry
 from mtlbench.evaluation.scorers.common import (
     SplitContext,
+    check_score_header,
     csv_rows,
     format_line,
-    listing,
     per_sequence,
     probability,
-    require_columns,
+    score_column,
     with_intervals,
 )
 from mtlbench.evaluation.scorers.registry import SCORERS
@@ -37,7 +37,6 @@ from mtlbench.figures import results_label
 from mtlbench.metrics import multilabel as metrics
 from mtlbench.tasks.multilabel import MultilabelTask
 
-SCORE_PREFIX = "score_"
 DECISION_THRESHOLD = 0.5  # what the writer turns a confidence into a decision with
 HEADER_BYTES = 2**16
 ROW_BYTES = 256
@@ -50,9 +49,6 @@ class LabelPrediction:
     present: np.ndarray  # (L,) bool
     scores: np.ndarray | None  # (L,) float64 confidences, when the file has score columns
 
-
-def score_column(label: str) -> str:
-    return f"{SCORE_PREFIX}{label}"
 
 
 class _Writer(CsvTaskWriter):
@@ -86,28 +82,16 @@ class MultilabelScorer(Scorer):
 
     def read(self, task: MultilabelTask, path: Path, context: SplitContext) -> dict[str, LabelPrediction]:
         scores = [score_column(label) for label in task.labels]
-        has_scores = []
 
         def check_header(header: list[str]) -> None:
-            require_columns(path, header, ("sample_id", *task.labels))
-            others = [column for column in header if column != "sample_id" and column not in task.labels]
-            unknown = [column for column in others if column not in scores]
-            if unknown:
-                raise InputError(
-                    path,
-                    f"unknown column(s) {', '.join(map(repr, unknown))}: the columns are sample_id, "
-                    f"one per label of {task.name} and optionally score_<label>",
-                )
-            if others and len(others) != len(scores):
-                raise InputError(path, f"give a score column for every label or none; lacking: {listing([c for c in scores if c not in others])}")
-            has_scores.append(bool(others))
+            check_score_header(path, header, ("sample_id", *task.labels), task.labels, "label", f"sample_id, one per label of {task.name}")
 
         predictions = {}
         for line, values in csv_rows(path, context, check_header):
             present = np.array([self._decision(path, line, label, values[label]) for label in task.labels], dtype=bool)
             confidences = (
                 np.array([probability(path, line, column, values[column]) for column in scores], dtype=np.float64)
-                if has_scores[0]
+                if scores[0] in values
                 else None
             )
             predictions[values["sample_id"]] = LabelPrediction(present, confidences)

@@ -3,7 +3,7 @@
 `masks/` holds one single-channel 8-bit PNG (mode L) per sample of the split, of the frame's
 exact size, with class ids 0..K-1 (255 marks ignored ground truth only: it is not a prediction),
 and nothing else. Masks are decoded and counted in worker processes (streaming.py); with an
-"activity" classification task in the dataset, the mIoU of each activity's frames is reported too.
+activity task in the dataset (ACTIVITY_TASK), the mIoU of each activity's frames is reported too.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from mtlbench.evaluation.scorers.registry import SCORERS
 from mtlbench.evaluation.streaming import MaskPair, frame_confusions
 from mtlbench.evaluation.tables import format_number
 from mtlbench.metrics import segmentation as metrics
-from mtlbench.tasks.classification import ClassificationTask
 from mtlbench.tasks.segmentation import MASKS_FOLDER, SegmentationTask
 
 MASK_SUFFIX = ".png"
@@ -54,11 +53,6 @@ def _entry_problem(name: str, kind: str, context: SplitContext) -> str | None:
     if not name.endswith(MASK_SUFFIX):
         return f"not {MASK_SUFFIX}"
     return context.where_else(name[: -len(MASK_SUFFIX)])
-
-
-def _activity_task(context: SplitContext) -> ClassificationTask | None:
-    task = next((task for task in context.card.tasks if task.name == "activity"), None)
-    return task if isinstance(task, ClassificationTask) else None
 
 
 class _Writer(TaskWriter):
@@ -132,7 +126,7 @@ class SegmentationScorer(Scorer):
     def score(self, task: SegmentationTask, predictions: dict[str, Path], context: SplitContext, options: ScoringOptions) -> Scored:
         pairs = [MaskPair(context.card.root, sample, predictions.get(sample.sample_id), len(task.classes)) for sample in context.samples]
         confusions = frame_confusions(pairs, len(task.classes), options.workers, options.progress)
-        activity = _activity_task(context)
+        activity = context.card.activity_task
         by_activity = {}
         if activity is not None:
             frame_activities = np.array([sample.labels[activity.name].id for sample in context.samples], dtype=np.intp)
