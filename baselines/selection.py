@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mtlbench.metrics.multitask import DELTA_METRICS
+
 SELECTION_METRICS = (
     "activity.accuracy",
     "activity.balanced_accuracy",
@@ -11,9 +13,11 @@ SELECTION_METRICS = (
     "segmentation.mdice",
     "segmentation.pixel_accuracy",
 )
-# The metrics whose relative improvement over the first epoch selects the checkpoint by default
-# (the multi-task delta metrics of mtlbench.metrics.multitask).
-RELATIVE_METRICS = ("activity.accuracy", "activity.macro_f1", "segmentation.miou", "segmentation.pixel_accuracy")
+# The metrics whose relative improvement over the first epoch selects the checkpoint by default:
+# the multi-task delta metrics of the runners' two tasks.
+RELATIVE_METRICS = tuple(
+    f"{task}.{metric}" for task, kind in (("activity", "classification"), ("segmentation", "segmentation")) for metric in DELTA_METRICS[kind]
+)
 RELATIVE = "relative"
 SELECTION_RULES = (RELATIVE, *SELECTION_METRICS)
 

@@ -121,7 +121,7 @@ class Scorer(abc.ABC):
         """Lines of `mtlbench evaluate --format` for this task (with the dataset's names when given)."""
 
     def plots(self, task: Task, results: dict, folder: Path) -> list[Path]:
-        """PNG pictures of the task's section; none by default."""
+        """PNG pictures of the task's section (called for scored tasks only); none by default."""
         return []
 
     def tables(self, task: Task, results: dict) -> list[Table]:

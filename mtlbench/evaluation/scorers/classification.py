@@ -128,7 +128,7 @@ class ClassificationScorer(Scorer):
 
     # --- writing --------------------------------------------------------------------------------
     def writer(self, task: ClassificationTask, root: Path, context: SplitContext) -> TaskWriter:
-        return _Writer(task, root / task.submission)
+        return _Writer(task, root / task.submission_name)
 
     # --- scoring --------------------------------------------------------------------------------
     def score(self, task: ClassificationTask, predictions: dict[str, ClassPrediction], context: SplitContext, options: ScoringOptions) -> Scored:

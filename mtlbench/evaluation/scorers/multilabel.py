@@ -161,10 +161,7 @@ class MultilabelScorer(Scorer):
         return [per_class_table(f"Per label of {task.name}", "label", section["per_class"], predicted, extra)]
 
     def plots(self, task: MultilabelTask, results: dict, folder: Path) -> list[Path]:
-        section = results[task.name]
-        if not section.get("scored"):
-            return []
-        rows = section["per_class"]
+        rows = results[task.name]["per_class"]
         labels = [f"{row['name']} ({row['support']})" for row in rows]
         values = [row["f1"] if row["support"] or row["predicted"] else None for row in rows]
         title = f"{results_label(results)}\n{task.name}: F1 per label (frames with the label; n/a: never true nor predicted)"

@@ -188,8 +188,6 @@ class TextScorer(Scorer):
 
     def plots(self, task: TextTask, results: dict, folder: Path) -> list[Path]:
         section = results[task.name]
-        if not section.get("scored"):
-            return []
         keys = [*metrics.BLEU_KEYS, "rouge_l", COSINE, "exact_match"] + (["keyword_hit_rate"] if KEYWORD_FIELD in task.context else [])
         title = f"{results_label(results)}\n{task.name}: text metrics ({section['embedding_model']['name']} for the cosine)"
         return [bars(keys, [section[key] for key in keys], title, "score", folder / f"{task.name}_text.png")]
