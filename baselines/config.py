@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from baselines.models.registries import ADAPTERS, ARCHITECTURES, ENCODERS
+from baselines.vl.losses import MULTILABEL_LOSSES
+from baselines.vl.registry import VL_ARCHITECTURES
+from baselines.vl.text_encoder import DEFAULT_WEIGHTS as DEFAULT_TEXT_WEIGHTS
 from baselines.optim import OPTIMIZERS, SCHEDULERS
-from baselines.selection import SELECTION_RULES
 from baselines.settings import Section, build_section, setting
 from baselines.weighting.registry import WEIGHTINGS
 from mtlbench.dataset.loader import NORMALISATIONS
@@ -33,6 +35,11 @@ FEATURE_LAYOUTS = ("spatial", "release_view")  # release_view: the release's pla
 PRECISIONS = ("bf16", "fp32")  # bf16 is autocast on CUDA only
 DEVICES = ("auto", "cpu", "cuda")
 TASKS = ("activity", "segmentation")  # the EndoARSS tasks the reference runners train
+VL_TASK_TYPES = ("multilabel", "classification", "text")  # what the vision-language runners train
+
+
+def architecture_names() -> tuple[str, ...]:
+    return (*ARCHITECTURES.names(), *VL_ARCHITECTURES.names())
 
 
 @dataclass
@@ -76,13 +83,97 @@ class EncoderConfig(Section):
 
 
 @dataclass
+class TextEncoderConfig(Section):
+    """The vision-language runners' text encoder (BERT family)."""
+
+    PATH = "model.text"
+    weights: str | None = setting(DEFAULT_TEXT_WEIGHTS)  # the default model, a Hugging Face BERT folder, or None (from scratch)
+    hidden: int = setting(384, at_least=1)  # the shape when trained from scratch (weights None)
+    layers: int = setting(6, at_least=1)
+    heads: int = setting(12, at_least=1)
+    max_tokens: int = setting(64, at_least=2)  # context text tokens, [CLS] and [SEP] included
+    freeze: bool = setting(False)
+
+    def check(self) -> None:
+        if self.weights is None and self.hidden % self.heads:
+            raise InputError(self.where("heads"), f"{self.heads} heads do not divide the width {self.hidden}")
+
+
+@dataclass
+class FusionConfig(Section):
+    """Which inputs the vision-language model sees; each switch off is one of the paper's ablations."""
+
+    PATH = "model.fusion"
+    image: bool = setting(True)  # the image embedding
+    text: bool = setting(True)  # the text embedding (the context text through the text encoder)
+    cross_attention: bool = setting(True)  # text-encoder layers attend to the image tokens
+
+    def check(self) -> None:
+        if not (self.image or self.text):
+            raise InputError(self.PATH, "switch on the image or the text embedding (or both)")
+        if self.cross_attention and not (self.image and self.text):
+            raise InputError(self.where("cross_attention"), "cross-attention fuses text with image tokens: it needs both embeddings (set it false)")
+
+
+@dataclass
+class DecoderConfig(Section):
+    """The text decoder and its generation settings (vision-language runners)."""
+
+    PATH = "model.decoder"
+    width: int = setting(384, at_least=1)
+    layers: int = setting(4, at_least=1)
+    heads: int = setting(6, at_least=1)
+    vocabulary: int = setting(8000, at_least=5)  # most frequent training words kept (the specials included)
+    max_length: int = setting(48, at_least=2)  # words generated, end token included
+    beam_size: int = setting(1, at_least=1)
+    no_repeat_ngram: int = setting(3, at_least=0)  # 0: no n-gram blocking
+    length_penalty: float = setting(1.0, at_least=0)
+    label_smoothing: float = setting(0.1, at_least=0, below=1)
+
+    def check(self) -> None:
+        if self.width % self.heads:
+            raise InputError(self.where("heads"), f"{self.heads} heads do not divide the width {self.width}")
+
+
+@dataclass
+class GPT2Settings(Section):
+    """The SurgicalGPT-style reference's GPT-2 (architecture lv-gpt)."""
+
+    PATH = "model.gpt2"
+    weights: str | None = setting(None)  # a Hugging Face GPT-2 file or folder; None: random initialisation
+    layers: int = setting(12, at_least=1)  # the shape without weights (with weights, the file's)
+    width: int = setting(768, at_least=1)
+    heads: int = setting(12, at_least=1)
+    freeze: bool = setting(False)
+
+    def check(self) -> None:
+        if self.width % self.heads:
+            raise InputError(self.where("heads"), f"{self.heads} heads do not divide the width {self.width}")
+
+
+@dataclass
 class ModelConfig(Section):
     PATH = "model"
-    architecture: str = setting("hps", choices=ARCHITECTURES)
+    architecture: str = setting("hps", choices=architecture_names)
     encoder: EncoderConfig = setting(factory=EncoderConfig)
     head_channels: int = setting(256, at_least=1)
     aspp_rates: tuple[int, ...] = setting((12, 24, 36), at_least=1)
     dropout: float = setting(0.5, at_least=0, below=1)
+    text: TextEncoderConfig = setting(factory=TextEncoderConfig)
+    fusion: FusionConfig = setting(factory=FusionConfig)
+    decoder: DecoderConfig = setting(factory=DecoderConfig)
+    gpt2: GPT2Settings = setting(factory=GPT2Settings)
+
+
+@dataclass
+class LossConfig(Section):
+    """Losses of the vision-language runners (baselines/vl/losses.py)."""
+
+    PATH = "loss"
+    multilabel: str = setting("asymmetric", choices=MULTILABEL_LOSSES)
+    gamma_positive: float = setting(0.0, at_least=0)  # asymmetric loss
+    gamma_negative: float = setting(4.0, at_least=0)
+    clip: float = setting(0.05, at_least=0, below=1)
 
 
 @dataclass
@@ -133,7 +224,8 @@ class TrainConfig(Section):
     precision: str = setting("bf16", choices=PRECISIONS)
     device: str = setting("auto", choices=DEVICES)
     # relative: mean relative improvement of the validation metrics over the first epoch; or one metric
-    selection: str = setting("relative", choices=SELECTION_RULES)
+    # (the task.metric names depend on the dataset's tasks: checked when the run starts)
+    selection: str = setting("relative")
     max_steps_per_epoch: int | None = setting(None, at_least=1)  # cut epochs short (tests, smoke runs)
 
 
@@ -141,16 +233,22 @@ class TrainConfig(Section):
 class RunConfig(Section):
     preset: str = setting("")
     description: str = setting("")
-    tasks: tuple[str, ...] = setting(TASKS, choices=TASKS)
+    # the tasks to train; empty: every task of the dataset whose type is in task_types (checked
+    # against the dataset and the architecture when the run starts)
+    tasks: tuple[str, ...] = setting(TASKS)
+    task_types: tuple[str, ...] = setting(VL_TASK_TYPES, choices=VL_TASK_TYPES)
     model: ModelConfig = setting(factory=ModelConfig)
+    loss: LossConfig = setting(factory=LossConfig)
     optim: OptimConfig = setting(factory=OptimConfig)
     weighting: WeightingConfig = setting(factory=WeightingConfig)
     data: DataConfig = setting(factory=DataConfig)
     train: TrainConfig = setting(factory=TrainConfig)
 
     def check(self) -> None:
-        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
-            raise InputError("tasks", f"expected one or more distinct tasks of {', '.join(TASKS)}, got {list(self.tasks)}")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise InputError("tasks", f"expected distinct task names, got {list(self.tasks)}")
+        if not self.task_types:
+            raise InputError("task_types", "name at least one task type")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -6,7 +6,6 @@ exactly what the evaluator will score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -15,18 +14,11 @@ import torch.nn.functional as F
 
 from baselines.config import DataConfig
 from baselines.data import SplitView, evaluation_loader
+from baselines.family import Prediction
 from mtlbench.dataset.files import read_mask
-from mtlbench.dataset.manifest import Sample
 from mtlbench.metrics.activity import activity_metrics
 from mtlbench.metrics.confusion import frame_confusion
 from mtlbench.metrics.segmentation import segmentation_metrics
-
-
-@dataclass(frozen=True)
-class Prediction:
-    sample: Sample
-    probabilities: np.ndarray | None  # (A,) float64, sums to 1
-    mask: np.ndarray | None  # (H, W) uint8 class ids at the sample's original size
 
 
 @torch.no_grad()
@@ -47,7 +39,9 @@ def predict(model: torch.nn.Module, view: SplitView, config: DataConfig, device:
                         mode="bilinear", align_corners=False,
                     )
                     mask = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
-                yield Prediction(sample, None if probabilities is None else probabilities[row], mask)
+                # activity: (A,) float64 probabilities; segmentation: (H, W) uint8 class ids at the original size
+                values = {"activity": None if probabilities is None else probabilities[row], "segmentation": mask}
+                yield Prediction(sample, {task: value for task, value in values.items() if value is not None})
     finally:
         model.train(was_training)
 
@@ -57,11 +51,11 @@ def validation_metrics(predictions: Iterator[Prediction], root, class_names, act
     truth, predicted, confusions = [], [], []
     for prediction in predictions:
         truth.append(prediction.sample.activity_id)
-        if prediction.probabilities is not None:
-            predicted.append(int(prediction.probabilities.argmax()))
-        if prediction.mask is not None:
+        if "activity" in prediction.values:
+            predicted.append(int(prediction.values["activity"].argmax()))
+        if "segmentation" in prediction.values:
             ground_truth = read_mask(root, prediction.sample)
-            confusions.append(frame_confusion(ground_truth, prediction.mask, len(class_names)))
+            confusions.append(frame_confusion(ground_truth, prediction.values["segmentation"], len(class_names)))
     values: dict[str, float | None] = {}
     if predicted:
         activity = activity_metrics(np.array(truth), np.array(predicted), activity_names)

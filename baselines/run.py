@@ -10,6 +10,7 @@ a checkpoint keeps it, to be continued with --resume.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 import subprocess
@@ -20,9 +21,7 @@ from pathlib import Path
 import torch
 
 from baselines.config import RunConfig, config_from_dict
-from baselines.data import SplitView
-from baselines.inference import predict
-from baselines.models import build_model
+from baselines.family import make_family
 from mtlbench.checkpoints import load_tensor_file
 from baselines.predictions import write_submission
 from baselines.runtime import Runtime, seed_everything, start, stop, weights_digest
@@ -45,7 +44,7 @@ RESULTS_FILE = "results.json"
 PREDICTIONS = "predictions"
 PLOTS = "plots"
 NOT_COMPARABLE = (
-    "NOT COMPARABLE: the backbone was randomly initialised (no --weights); "
+    "NOT COMPARABLE: a pretrained part (image encoder, GPT-2) was randomly initialised (no weights file); "
     "these numbers say nothing about the method's published performance"
 )
 
@@ -70,12 +69,14 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
-def pretrained(model: torch.nn.Module, config: RunConfig) -> dict | None:
-    encoders = [module for module in model.modules() if hasattr(module, "weights_loaded")]
-    if not encoders or not all(encoder.weights_loaded for encoder in encoders):
+def pretrained(model: torch.nn.Module, config: RunConfig) -> list[dict] | None:
+    """Every pretrainable part's weights file and sha256 (an empty list for a model trained from
+    scratch by design, such as the BiLSTM baseline); None when any such part was randomly initialised."""
+    parts = [module for module in model.modules() if hasattr(module, "weights_loaded")]
+    if not all(part.weights_loaded for part in parts):
         return None
-    path = Path(config.model.encoder.weights)
-    return {"file": path.name, "sha256": sha256_file(path)}
+    files = {Path(getattr(part, "weights_file", None) or config.model.encoder.weights) for part in parts}
+    return [{"file": path.name, "sha256": sha256_file(path)} for path in sorted(files)]
 
 
 def git_commit() -> dict:
@@ -138,14 +139,17 @@ def run_baseline(
             check_output_folder(run_dir, "--out", overwrite)
             if overwrite and run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / CONFIG_FILE).is_file():
                 raise InputError(run_dir, "not a run folder (no config.json): --overwrite replaces run folders only")
-        model = build_model(config.model, tuple(config.tasks), len(card.classes), len(card.activities), tuple(config.data.input_size))
-        trainer = Trainer(config, card, model, runtime, run_dir)
+        family = make_family(config, card)
+        family.check_selection()
+        config = dataclasses.replace(config, tasks=family.tasks)  # config.json records the tasks trained
+        model = family.build_model()
+        trainer = Trainer(config, card, family, model, runtime, run_dir)
         if resume:
             trainer.load_checkpoint(ignore_fingerprint)
         else:
             _create_folder(run_dir, config, overwrite, runtime)
         try:
-            return _train_and_score(config, card, gen_card, model, trainer, runtime, run_dir, started, stop_after_epoch, progress, say)
+            return _train_and_score(config, card, gen_card, family, model, trainer, runtime, run_dir, started, stop_after_epoch, progress, say)
         except BaseException:
             if runtime.is_main and not resume and not (run_dir / CHECKPOINT).is_file():
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -163,7 +167,7 @@ def _create_folder(run_dir: Path, config: RunConfig, overwrite: bool, runtime: R
     runtime.barrier()
 
 
-def _train_and_score(config, card, gen_card, model, trainer, runtime, run_dir, started, stop_after_epoch, progress, say) -> dict | None:
+def _train_and_score(config, card, gen_card, family, model, trainer, runtime, run_dir, started, stop_after_epoch, progress, say) -> dict | None:
     counts = parameter_counts(model)
     weights = pretrained(model, config)
     if runtime.is_main:
@@ -179,9 +183,9 @@ def _train_and_score(config, card, gen_card, model, trainer, runtime, run_dir, s
     digests = runtime.gather(weights_digest(model))
     results = None
     if runtime.is_main:
-        results = _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests)
+        results = _finish(config, card, family, model, runtime, run_dir, state, counts, weights, started, digests)
         if gen_card is not None:
-            results["gen"] = _score_gen(config, gen_card, model, runtime, run_dir, results, counts, weights)
+            results["gen"] = _score_gen(config, gen_card, family, model, runtime, run_dir, results, counts, weights)
         if weights is None:
             say(f"[bold red]{NOT_COMPARABLE}[/]")
     runtime.barrier()
@@ -195,7 +199,7 @@ def _epoch_line(record: dict) -> str:
     return f"epoch {record['epoch']}: loss {losses} | val {validation}{mark}"
 
 
-def _predict_and_score(config, card, model, runtime, folder: Path, counts, weights, **evaluation) -> dict:
+def _predict_and_score(config, card, family, model, runtime, folder: Path, counts, weights, **evaluation) -> dict:
     """Predict the test split of `card` into folder/predictions and score it."""
     meta = {
         "method": f"mtlbench-baseline/{config.preset}",
@@ -206,9 +210,9 @@ def _predict_and_score(config, card, model, runtime, folder: Path, counts, weigh
         "pretrained_weights": weights,
         "comparable": weights is not None,
         **({"warning": NOT_COMPARABLE} if weights is None else {}),
+        **family.description(),
     }
-    view = SplitView(card, "test", config.data, train=False, seed=config.train.seed)
-    predictions = predict(model, view, config.data, runtime.device, runtime.autocast)
+    predictions = family.predict(model, card, "test", runtime)
     folder.mkdir(parents=True, exist_ok=True)
     submission = write_submission(predictions, card, "test", tuple(config.tasks), folder / PREDICTIONS, meta)
     results = evaluate(submission, card, "test", seed=config.train.seed, **evaluation)
@@ -216,20 +220,20 @@ def _predict_and_score(config, card, model, runtime, folder: Path, counts, weigh
     return results
 
 
-def _score_gen(config, gen_card: DatasetCard, model, runtime, run_dir: Path, clean_results: dict, counts, weights) -> dict:
+def _score_gen(config, gen_card: DatasetCard, family, model, runtime, run_dir: Path, clean_results: dict, counts, weights) -> dict:
     folder = run_dir / "gen"
     # P_clean from the set's own clean copies when it has them (the same frames, also with --frames),
     # else from this run's test results
     has_clean = any(sample.extra["corruption"] == CLEAN for sample in gen_card.samples)
     clean = {} if has_clean else {"clean": clean_results, "clean_source": "this run's results on the clean test split"}
-    results = _predict_and_score(config, gen_card, model, runtime, folder, counts, weights, **clean)
+    results = _predict_and_score(config, gen_card, family, model, runtime, folder, counts, weights, **clean)
     robustness_plot(results, folder / "robustness.png")
     return results
 
 
-def _finish(config, card, model, runtime, run_dir, state, counts, weights, started, digests) -> dict:
+def _finish(config, card, family, model, runtime, run_dir, state, counts, weights, started, digests) -> dict:
     model.load_state_dict(load_tensor_file(run_dir / BEST, map_location=runtime.device))
-    results = _predict_and_score(config, card, model, runtime, run_dir, counts, weights)
+    results = _predict_and_score(config, card, family, model, runtime, run_dir, counts, weights)
     write_plots(results, card.tasks, run_dir / PLOTS)
     record = {
         "preset": config.preset,
@@ -251,6 +255,7 @@ def _finish(config, card, model, runtime, run_dir, state, counts, weights, start
         "selection": config.train.selection,
         "best_validation_score": state.best_score,
         "parameters": counts,
+        **family.description(),
         "pretrained_weights": weights,
         "comparable": weights is not None,
         **({"warning": NOT_COMPARABLE} if weights is None else {}),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mtlbench.metrics.multitask import DELTA_METRICS
-
 SELECTION_METRICS = (
     "activity.accuracy",
     "activity.balanced_accuracy",
@@ -13,23 +11,18 @@ SELECTION_METRICS = (
     "segmentation.mdice",
     "segmentation.pixel_accuracy",
 )
-# The metrics whose relative improvement over the first epoch selects the checkpoint by default:
-# the multi-task delta metrics of the runners' two tasks.
-RELATIVE_METRICS = tuple(
-    f"{task}.{metric}" for task, kind in (("activity", "classification"), ("segmentation", "segmentation")) for metric in DELTA_METRICS[kind]
-)
 RELATIVE = "relative"
-SELECTION_RULES = (RELATIVE, *SELECTION_METRICS)
 
 
-def selection_score(values: dict, reference: dict, selection: str) -> float | None:
-    """Higher is better. 'relative': mean relative change of RELATIVE_METRICS against the first
-    epoch (the plain difference where the first epoch's value is 0, which has no relative change)."""
+def selection_score(values: dict, reference: dict, selection: str, relative_metrics: tuple[str, ...]) -> float | None:
+    """Higher is better. 'relative': mean relative change of `relative_metrics` (the run family's:
+    each task's multi-task delta metrics) against the first epoch (the plain difference where the
+    first epoch's value is 0, which has no relative change)."""
     if selection != RELATIVE:
         return values.get(selection)
     changes = [
         (values[key] - reference[key]) / (reference[key] or 1.0)
-        for key in RELATIVE_METRICS
+        for key in relative_metrics
         if values.get(key) is not None and reference.get(key) is not None
     ]
     return sum(changes) / len(changes) if changes else None

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from baselines.config import OptimConfig, RunConfig
-from baselines.data import SplitView, training_loader
-from baselines.inference import predict, validation_metrics
+from baselines.family import Family
 from mtlbench.checkpoints import load_tensor_file
 from baselines.optim import OPTIMIZERS, SCHEDULERS
 from baselines.runtime import Runtime, average_gradients, seed_everything
@@ -26,7 +24,6 @@ from mtlbench.errors import InputError
 from mtlbench.jsonio import dump_json_line
 from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn, silent
-from mtlbench.taxonomies import IGNORE_INDEX
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -57,31 +54,19 @@ def build_scheduler(optimizer, config: OptimConfig, epochs: int):
     return SCHEDULERS.get(config.scheduler, "optim.scheduler")(optimizer, config.step_size, config.gamma, epochs)
 
 
-def task_losses(outputs: dict[str, torch.Tensor], batch: dict, device) -> dict[str, torch.Tensor]:
-    losses = {}
-    if "activity" in outputs:
-        losses["activity"] = F.cross_entropy(outputs["activity"].float(), batch["activity"].to(device))
-    if "segmentation" in outputs:
-        losses["segmentation"] = F.cross_entropy(
-            outputs["segmentation"].float(), batch["mask"].to(device), ignore_index=IGNORE_INDEX
-        )
-    return losses
-
-
 class Trainer:
-    def __init__(self, config: RunConfig, card: DatasetCard, model: torch.nn.Module, runtime: Runtime, run_dir: Path):
+    def __init__(self, config: RunConfig, card: DatasetCard, family: Family, model: torch.nn.Module, runtime: Runtime, run_dir: Path):
         self.config = config
         self.card = card
+        self.family = family
         self.runtime = runtime
         self.run_dir = run_dir
         self.model = model.to(runtime.device)
-        self.weighting = build_weighting(config.weighting, tuple(config.tasks)).to(runtime.device)
+        self.weighting = build_weighting(config.weighting, family.tasks).to(runtime.device)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.trainable + list(self.weighting.parameters()), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.train.epochs)
         self.state = TrainingState()
-        self.train_view = SplitView(card, "train", config.data, train=True, seed=config.train.seed)
-        self.val_view = SplitView(card, "val", config.data, train=False, seed=config.train.seed)
         # Gradients are averaged explicitly (average_gradients), so DDP only broadcasts the initial
         # weights and the BatchNorm buffers; its backward hooks are bypassed with no_sync, because
         # weighting methods such as DB-MTL write .grad themselves. Under DDP each rank balances its
@@ -129,21 +114,19 @@ class Trainer:
     # -- one epoch -------------------------------------------------------------------------
     def train_epoch(self, epoch: int, progress: ProgressFn) -> dict:
         seed_everything(self.config.train.seed * 1_000_003 + epoch)  # dropout etc.: same draws when resumed
-        loader = training_loader(self.train_view, self.config.data, self.config.train.seed, epoch, self.runtime.distributed)
+        loader = self.family.train_loader(epoch, self.runtime.distributed)
         steps = len(loader) if self.config.train.max_steps_per_epoch is None else min(len(loader), self.config.train.max_steps_per_epoch)
         advance = progress(f"epoch {epoch + 1}/{self.config.train.epochs}", steps) if self.runtime.is_main else silent("", 0)
         shared = self.model.shared_parameters()
-        sums = {task: 0.0 for task in self.config.tasks}
-        weights = {task: 0.0 for task in self.config.tasks}
+        sums = {task: 0.0 for task in self.family.tasks}
+        weights = {task: 0.0 for task in self.family.tasks}
         self.model.train()
         for step, batch in enumerate(loader):
             if step == steps:
                 break
             no_sync = self.wrapped.no_sync() if self.runtime.distributed else contextlib.nullcontext()
             with no_sync:
-                with self.runtime.autocast():
-                    outputs = self.wrapped(batch["image"].to(self.runtime.device))
-                losses = task_losses(outputs, batch, self.runtime.device)
+                losses = self.family.losses(self.wrapped, batch, self.runtime)
                 for task, loss in losses.items():
                     if not torch.isfinite(loss):
                         raise TrainingError(
@@ -176,9 +159,7 @@ class Trainer:
         return dict(zip(sums, (values / self.runtime.world_size).tolist()))
 
     def validate(self) -> dict:
-        names = [cls.name for cls in self.card.classes]
-        predictions = predict(self.model, self.val_view, self.config.data, self.runtime.device, self.runtime.autocast)
-        return validation_metrics(predictions, self.card.root, names, self.card.activities)
+        return self.family.validation_metrics(self.family.predict(self.model, self.card, "val", self.runtime), self.card)
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, progress: ProgressFn = silent, report=lambda record: None, stop_after_epoch: int | None = None) -> TrainingState:
@@ -189,7 +170,7 @@ class Trainer:
             if self.runtime.is_main:
                 record["val"] = self.validate()
                 reference = self.state.history[0]["val"] if self.state.history else record["val"]
-                score = selection_score(record["val"], reference, self.config.train.selection)
+                score = selection_score(record["val"], reference, self.config.train.selection, self.family.relative_metrics)
                 record["selection_score"] = score
                 improved = score is not None and (self.state.best_score is None or score > self.state.best_score)
                 record["best"] = improved

@@ -30,7 +30,8 @@ def measure(arguments: argparse.Namespace, overrides: list[str]) -> dict:
 
     from baselines.config import load_config
     from baselines.models import build_model
-    from baselines.train import build_optimizer, task_losses
+    from baselines.endoarss_family import task_losses
+    from baselines.train import build_optimizer
     from baselines.weighting import build_weighting
 
     settings = [

@@ -104,3 +104,85 @@ def check_keys(model: nn.Module, state_dict: dict[str, Tensor]) -> CheckReport:
             if key in expected and value.shape != expected[key].shape
         ],
     )
+
+
+class _Refused:
+    """Stands in for an object of a class the restricted loader does not build; keeps nothing."""
+
+    qualified_name = ""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+
+def _tensor_globals() -> dict[str, object]:
+    """What a state dict of tensors needs: torch's rebuild functions, storages, dtypes, OrderedDict."""
+    import collections
+
+    import torch._utils as rebuild
+
+    allowed: dict[str, object] = {"collections.OrderedDict": collections.OrderedDict}
+    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
+        if hasattr(rebuild, name):
+            allowed[f"torch._utils.{name}"] = getattr(rebuild, name)
+    for name in dir(torch):
+        value = getattr(torch, name, None)
+        if isinstance(value, torch.dtype) or (isinstance(value, type) and name.endswith("Storage")):
+            allowed[f"torch.{name}"] = value
+    return allowed
+
+
+def load_tensors_refusing_objects(path: str | Path) -> tuple[dict, list[str]]:
+    """A torch.save file whose tensors and plain containers are kept and whose other objects
+    (an argparse.Namespace of training arguments, an optimizer's classes) are refused unbuilt:
+    returns the content, with a placeholder where each refused object was, and the names of the
+    refused classes. No class outside torch's tensor rebuilding is ever looked up, so no code of
+    the file runs (the same guarantee as weights_only=True, which would refuse the whole file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    allowed = _tensor_globals()
+    refused: list[str] = []
+
+    class RestrictedUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            qualified = f"{module}.{name}"
+            if qualified in allowed:
+                return allowed[qualified]
+            if qualified not in refused:
+                refused.append(qualified)
+            return type(name, (_Refused,), {"qualified_name": qualified})
+
+    class RestrictedPickle:
+        Unpickler = RestrictedUnpickler
+        load = pickle.load
+        __name__ = "restricted_pickle"
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"not a readable PyTorch file, truncated or corrupt ({reason})") from None
+    return loaded, refused
+
+
+def inspection(weights_format: str, architecture: str, model: nn.Module, state_dict: dict[str, Tensor], ignored=(), refused=()) -> dict:
+    """What `mtlbench weights inspect` reports for any format: the format, the architecture (one
+    line), the file's parameter and tensor counts, the key differences against `model` (built on
+    the meta device), the keys deliberately not loaded and the objects refused unbuilt."""
+    report = check_keys(model, state_dict)
+    return {
+        "format": weights_format,
+        "architecture": architecture,
+        "parameters": sum(value.numel() for value in state_dict.values()),
+        "tensors": len(state_dict),
+        "missing": report.missing,
+        "unexpected": report.unexpected,
+        "mismatched": report.mismatched,
+        "ignored": list(ignored),
+        "refused": list(refused),
+        "loads_exactly": report.exact,
+    }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines import train as train_module
+from baselines import endoarss_family
 from baselines.augment import augment, sample_generator
 from baselines.config import DataConfig, load_config
 from baselines.run import run_baseline
@@ -93,14 +93,14 @@ def test_resuming_reproduces_the_uninterrupted_run(dataset: Path, tmp_path: Path
 
 
 def test_a_nan_loss_stops_with_a_clear_message(dataset: Path, tmp_path: Path, monkeypatch):
-    real = train_module.task_losses
+    real = endoarss_family.task_losses
 
     def poisoned(outputs, batch, device):
         losses = real(outputs, batch, device)
         losses["segmentation"] = losses["segmentation"] * float("nan")
         return losses
 
-    monkeypatch.setattr(train_module, "task_losses", poisoned)
+    monkeypatch.setattr(endoarss_family, "task_losses", poisoned)
     with pytest.raises(InputError, match="the segmentation loss is nan: training diverged") as caught:
         run_baseline(load_config("endoarss-tiny", TINY), dataset, tmp_path / "run")
     assert caught.value.where == "epoch 1 step 1"

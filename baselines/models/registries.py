@@ -7,6 +7,6 @@ Adapter factory:      (base: nn.Linear, config: AdapterConfig, tasks: tuple[str,
 
 from mtlbench.registry import Registry
 
-ENCODERS = Registry("encoder", modules=("baselines.models.dinov2", "baselines.models.resnet"))
+ENCODERS = Registry("encoder", modules=("baselines.models.dinov2", "baselines.models.resnet", "baselines.models.endovit"))
 ARCHITECTURES = Registry("architecture", modules=("baselines.models.hps", "baselines.models.single_task"))
 ADAPTERS = Registry("adapter", modules=("baselines.models.adapters",))

@@ -22,7 +22,10 @@ from mtlbench.errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+# EndoViT's pre-training statistics (Endo700k), for its encoder
+ENDO700K_MEAN = (0.3464, 0.2280, 0.2228)
+ENDO700K_STD = (0.2520, 0.2128, 0.2093)
+NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "endo700k": (ENDO700K_MEAN, ENDO700K_STD)}
 
 
 class SplitDataset(Dataset):

@@ -256,7 +256,7 @@ def weights_file(folder: Path) -> Path:
     raise InputError(folder, f"no weights file ({' or '.join(WEIGHTS_FILES)})")
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, Tensor], str]:
+def read_tensors(path: Path) -> tuple[dict[str, Tensor], str]:
     """The tensors of a weights file and the sha256 of the very bytes they were read from."""
     try:
         data = path.read_bytes()
@@ -297,6 +297,20 @@ def _bert_state_dict(tensors: dict[str, Tensor], config: BertConfig, path: Path)
     return state
 
 
+def read_bert_weights(folder: str | Path) -> tuple[BertConfig, dict[str, Tensor], Path, str]:
+    """The config, the state dict ("bert." prefix stripped, legacy position_ids checked and
+    dropped), the weights file and its sha256 of a Hugging Face BERT folder."""
+    folder = Path(folder)
+    config = BertConfig.from_json(folder / CONFIG_FILE)
+    path = weights_file(folder)
+    tensors, digest = read_tensors(path)
+    state = _bert_state_dict(tensors, config, path)
+    not_float = [key for key, value in state.items() if not value.is_floating_point()]
+    if not_float:
+        raise InputError(path, f"tensors that are not floating point: {', '.join(not_float[:SHOWN_KEYS])}")
+    return config, state, path, digest
+
+
 def load_bert(folder: str | Path) -> tuple[BertModel, BertConfig, str]:
     """The BERT of a Hugging Face folder (config.json + model.safetensors or pytorch_model.bin).
 
@@ -305,17 +319,10 @@ def load_bert(folder: str | Path) -> tuple[BertModel, BertConfig, str]:
     loaded encoder would still produce plausible-looking embeddings, so nothing is loaded
     non-strictly. The pooler is built only when the file has one.
     """
-    folder = Path(folder)
-    config = BertConfig.from_json(folder / CONFIG_FILE)
-    path = weights_file(folder)
-    tensors, digest = _read_tensors(path)
-    state = _bert_state_dict(tensors, config, path)
+    config, state, path, digest = read_bert_weights(folder)
     model = BertModel(config, add_pooling_layer=any(key.startswith(POOLER_PREFIX) for key in state))
     report = check_keys(model, state)
     if not report.exact:
         raise InputError(path, f"does not match the BERT of {CONFIG_FILE} ({report.describe()})")
-    not_float = [key for key, value in state.items() if not value.is_floating_point()]
-    if not_float:
-        raise InputError(path, f"tensors that are not floating point: {', '.join(not_float[:SHOWN_KEYS])}")
     model.load_state_dict(state)  # copies and casts into the float32 parameters
     return model.eval(), config, digest

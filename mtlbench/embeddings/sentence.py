@@ -112,7 +112,7 @@ def _sbert_settings(folder: Path) -> tuple[int, bool]:
     return length, lower
 
 
-def _load_tokenizer(path: Path, max_length: int, vocab_size: int) -> Tokenizer:
+def load_tokenizer(path: Path, max_length: int, vocab_size: int) -> Tokenizer:
     """tokenizer.json without the padding and truncation it may carry (all-MiniLM-L6-v2's pads every
     text to 128 tokens and cuts at 128): padding is per batch, truncation at max_length."""
     if not path.is_file():
@@ -150,7 +150,7 @@ class SentenceEmbedder:
         length, self.lower_case = _sbert_settings(transformer_folder)
         # Positions past the table do not exist; sentence-transformers would crash there.
         self.max_seq_length = min(length, self.config.max_position_embeddings)
-        self.tokenizer = _load_tokenizer(transformer_folder / TOKENIZER_FILE, self.max_seq_length, self.config.vocab_size)
+        self.tokenizer = load_tokenizer(transformer_folder / TOKENIZER_FILE, self.max_seq_length, self.config.vocab_size)
         self.dimension = self.config.hidden_size
         self.batch_size = batch_size
         self.device = torch.device(device)
