@@ -133,3 +133,60 @@ def test_two_processes_with_gloo_train_the_vlm_to_identical_weights(datasets, tm
     run = json.loads((run_dir / "run.json").read_text())
     digests = run["final_weights_sha256_per_rank"]
     assert run["world_size"] == 2 and len(digests) == 2 and digests[0] == digests[1]
+
+
+def test_pretrained_endovit_and_minilm_make_a_comparable_run_that_names_both_files(datasets, tmp_path):
+    import torch
+    from test_vl_weights import mae_state
+
+    weights = tmp_path / "endovit.pth"
+    torch.save({"model": mae_state(depth=1, dim=48), "args": __import__("argparse").Namespace(lr=1)}, weights)
+    config = load_config("endovit-landmarks", [*SHRINK, "model.text.weights=\"all-MiniLM-L6-v2\"", f"model.encoder.weights={json.dumps(str(weights))}",
+                                               "model.encoder.num_heads=1"])
+    run_baseline(config, datasets["ent-fess"], tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["comparable"] is True and [entry["file"] for entry in record["pretrained_weights"]] == ["endovit.pth"]
+    vlm = load_config("vlm-endovit", [*SHRINK, f"model.encoder.weights={json.dumps(str(weights))}", "model.encoder.num_heads=1"])
+    run_baseline(vlm, datasets["ent-fess"], tmp_path / "vlm")
+    record = json.loads((tmp_path / "vlm" / "run.json").read_text())
+    assert record["comparable"] is True
+    assert sorted(entry["file"] for entry in record["pretrained_weights"]) == ["endovit.pth", "model.safetensors"]
+
+
+def gpt2_folder(folder: Path, texts: list[str]) -> Path:
+    """A Hugging Face GPT-2 folder: a byte-level BPE tokenizer.json trained on `texts` with
+    <|endoftext|>, and random weights in the official layout whose wte matches it."""
+    import safetensors.torch
+    from test_vl_weights import gpt2_state
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from baselines.vl.gpt2 import GPT2Shape
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    folder.mkdir()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    shape = GPT2Shape(vocab_size=tokenizer.get_vocab_size(), positions=1024, width=32, layers=1, heads=2)
+    state = {key: value for key, value in gpt2_state(shape, buffers=False).items()}
+    safetensors.torch.save_file(state, folder / "model.safetensors")
+    return folder
+
+
+def test_lv_gpt_with_gpt2_weights_generates_with_their_tokenizer(datasets, tmp_path):
+    from mtlbench.dataset.manifest import read_dataset
+
+    card = read_dataset(datasets["pitvqa"])
+    texts = [sample.labels["operation_note"].text for sample in card.split("train")]
+    folder = gpt2_folder(tmp_path / "gpt2", texts)
+    config = load_config("lv-gpt", [*SHRINK, f"model.gpt2.weights={json.dumps(str(folder))}"])
+    results = run_baseline(config, datasets["pitvqa"], tmp_path / "run")
+    assert results["operation_note"]["pairs"] > 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["vocabulary_size"] == len(json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"])  # the folder's tokens
+    # GPT-2 is pretrained, the image encoder is not
+    assert record["comparable"] is False
+    predictions = (tmp_path / "run" / "predictions" / "operation_note.jsonl").read_text(encoding="utf-8").splitlines()
+    assert all(json.loads(line)["text"].strip() for line in predictions)
