@@ -57,9 +57,11 @@ def synchronise(device) -> None:
 def train_rate(arguments, overrides) -> tuple[float, float, int]:
     import torch
 
+    from baselines.vl.data import IGNORE_LABEL
+
     family, model, batch, runtime = setup(arguments, overrides)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    tokens = sum(int((batch[task.name]["labels"] != family.vocabulary.pad).sum()) for task in family.task_list if task.kind == "text")
+    tokens = sum(int((batch[task.name]["labels"] != IGNORE_LABEL).sum()) for task in family.task_list if task.kind == "text")
 
     def step():
         losses = family.losses(model, batch, runtime)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +54,11 @@ def load_tensor_file(path: str | Path, map_location: str | torch.device = "cpu",
     if data is None and not path.is_file():
         raise InputError(path, "file not found")
     try:
-        return torch.load(path if data is None else io.BytesIO(data), map_location=map_location, weights_only=True)
+        # torch warns about a pickle protocol it did not write before refusing or reading the file:
+        # noise next to the one-line outcome
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path if data is None else io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # garbage bytes and files holding arbitrary objects both end here
         raise InputError(path, "not a file the safe (weights-only) loader accepts: corrupt, or it holds objects other than tensors") from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as exc:  # truncated or malformed archives
@@ -118,8 +124,19 @@ class _Refused:
         pass
 
 
+class _StorageType:
+    """Stands in for a storage class: torch's persistent_load reads only its dtype, and a file
+    cannot call it to allocate memory of its choosing (the real classes take a size)."""
+
+    dtype: torch.dtype
+
+    def __init__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("a storage class may only name the dtype of stored data")
+
+
 def _tensor_globals() -> dict[str, object]:
-    """What a state dict of tensors needs: torch's rebuild functions, storages, dtypes, OrderedDict."""
+    """What a zip-format state dict of tensors needs: torch's tensor rebuild functions, dtypes,
+    storage types (as dtype carriers only), OrderedDict."""
     import collections
 
     import torch._utils as rebuild
@@ -128,22 +145,42 @@ def _tensor_globals() -> dict[str, object]:
     for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
         if hasattr(rebuild, name):
             allowed[f"torch._utils.{name}"] = getattr(rebuild, name)
-    for name in dir(torch):
-        value = getattr(torch, name, None)
-        if isinstance(value, torch.dtype) or (isinstance(value, type) and name.endswith("Storage")):
-            allowed[f"torch.{name}"] = value
+    with warnings.catch_warnings():  # the typed storage classes' dtype warns that they are deprecated
+        warnings.simplefilter("ignore")
+        for name in dir(torch):
+            value = getattr(torch, name, None)
+            if isinstance(value, torch.dtype):
+                allowed[f"torch.{name}"] = value
+            elif isinstance(value, type) and name.endswith("Storage"):
+                dtype = torch.uint8 if value is torch.UntypedStorage else getattr(value, "dtype", torch.uint8)
+                allowed[f"torch.{name}"] = type(name, (_StorageType,), {"dtype": dtype})
     return allowed
+
+
+def _refuse_torchscript(path: Path) -> None:
+    """torch.load hands a TorchScript archive to torch.jit.load, which runs the archive's code."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(name.rsplit("/", 1)[-1] == "constants.pkl" or "/code/" in name for name in names):
+        raise InputError(path, "a TorchScript archive, not a checkpoint: refused, because loading it would run its code")
 
 
 def load_tensors_refusing_objects(path: str | Path) -> tuple[dict, list[str]]:
     """A torch.save file whose tensors and plain containers are kept and whose other objects
     (an argparse.Namespace of training arguments, an optimizer's classes) are refused unbuilt:
     returns the content, with a placeholder where each refused object was, and the names of the
-    refused classes. No class outside torch's tensor rebuilding is ever looked up, so no code of
-    the file runs (the same guarantee as weights_only=True, which would refuse the whole file)."""
+    refused classes. Only zip-format files are unpickled this way, and then no class outside
+    torch's tensor rebuilding is ever looked up, so no code of the file runs (the guarantee of
+    weights_only=True, which would refuse the whole file); a legacy-format file is read
+    weights-only or refused."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
+    # torch reads the legacy format's header with pickle_module.load, not with the Unpickler
+    # whose find_class is restricted: that format is read weights-only (or refused) instead
+    if not zipfile.is_zipfile(path):
+        return load_tensor_file(path), []
+    _refuse_torchscript(path)
     allowed = _tensor_globals()
     refused: list[str] = []
 
@@ -156,9 +193,12 @@ def load_tensors_refusing_objects(path: str | Path) -> tuple[dict, list[str]]:
                 refused.append(qualified)
             return type(name, (_Refused,), {"qualified_name": qualified})
 
+    def restricted_load(file, **kwargs):
+        return RestrictedUnpickler(file, **kwargs).load()
+
     class RestrictedPickle:
         Unpickler = RestrictedUnpickler
-        load = pickle.load
+        load = staticmethod(restricted_load)
         __name__ = "restricted_pickle"
 
     try:

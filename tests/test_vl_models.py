@@ -67,10 +67,13 @@ def test_length_limit_and_repeated_ngrams_are_blocked():
         for prefix in itertools.product([2, 3], repeat=length):
             table[prefix] = always
     state = (torch.zeros(1, 1),)
-    plain = generate(table_step(table, 4), state, 1, BOS, EOS, GenerationSettings(max_length=4))
+    # max_length counts the end token, as in training: at most 4 words for max_length 5
+    plain = generate(table_step(table, 4), state, 1, BOS, EOS, GenerationSettings(max_length=5))
     assert plain == [[2, 2, 2, 2]]  # stopped by the length limit, no end token
-    blocked = generate(table_step(table, 4), state, 1, BOS, EOS, GenerationSettings(max_length=4, no_repeat_ngram=2))
+    blocked = generate(table_step(table, 4), state, 1, BOS, EOS, GenerationSettings(max_length=5, no_repeat_ngram=2))
     assert blocked == [[2, 2, 3, 2]]
+    beam = generate(table_step(table, 4), state, 1, BOS, EOS, GenerationSettings(max_length=5, beam_size=2))
+    assert beam == [[2, 2, 2, 2]]
 
 
 def test_min_length_and_batches_generate_independently():
@@ -121,3 +124,45 @@ def parameter_count(preset: str) -> int:
 def test_model_sizes_are_within_5_percent_of_the_paper(preset, paper):
     count = parameter_count(preset)
     assert abs(count - paper) / paper < 0.05, f"{preset}: {count:,} parameters"
+
+
+class EndIsPadding:
+    """A vocabulary like GPT-2's: one token (7) is BOS, EOS and padding."""
+
+    pad = bos = eos = 7
+
+    def encode(self, text: str, max_length: int) -> list[int]:
+        return [len(word) for word in text.split()][: max_length - 1] + [self.eos]
+
+
+def test_the_end_token_is_learned_even_when_it_is_also_the_padding():
+    from baselines.vl.data import IGNORE_LABEL, Collate
+    from baselines.vl.losses import token_loss
+
+    targets = Collate((), EndIsPadding(), None, 10).targets(["ab c", "abc de fgh i"])
+    assert targets["inputs"].tolist() == [[7, 2, 1, 7, 7], [7, 3, 2, 3, 1]]
+    assert targets["labels"].tolist() == [[2, 1, 7, IGNORE_LABEL, IGNORE_LABEL], [3, 2, 3, 1, 7]]
+    # the loss is the mean over the 8 real labels, both end tokens included
+    logits = torch.zeros(2, 5, 10)
+    logits[0, 2, 7] = 5.0  # confident and right about the first text's end
+    uniform, confident = math.log(10), -math.log(math.exp(5) / (math.exp(5) + 9))
+    assert token_loss(logits, targets["labels"], IGNORE_LABEL, 0.0).item() == pytest.approx((7 * uniform + confident) / 8)
+
+
+def test_lv_gpt_outputs_do_not_depend_on_the_other_contexts_of_the_batch():
+    from baselines.vl.lv_gpt import build_lv_gpt
+    from mtlbench.tasks.multilabel import MultilabelTask
+    from mtlbench.tasks.text import TextTask
+
+    torch.manual_seed(0)
+    config = load_config("lv-gpt", ["model.gpt2.layers=2", "model.gpt2.width=32", "model.gpt2.heads=2", "model.encoder.depth=1",
+                                    "model.encoder.embed_dim=24", "model.encoder.num_heads=2", "data.input_size=[28,28]"])
+    tasks = (MultilabelTask("tools", ["a", "b", "c"]), TextTask("note"))
+    vocabulary = WordVocabulary.build(["one two three four five six seven"], 20)
+    model = build_lv_gpt(config, tasks, vocabulary, (28, 28)).eval()
+    images = torch.randn(2, 3, 28, 28)
+    inputs = torch.tensor([[vocabulary.bos, 5, 6], [vocabulary.bos, 7, 8]])
+    alone = model({"image": images[:1], "context": ["one"], "note": {"inputs": inputs[:1]}})
+    batched = model({"image": images, "context": ["one", "two three four five six"], "note": {"inputs": inputs}})
+    for name in ("tools", "note"):
+        torch.testing.assert_close(batched[name][:1], alone[name], atol=1e-5, rtol=1e-5)

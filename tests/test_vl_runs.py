@@ -94,6 +94,12 @@ def test_the_cli_trains_vlm_tiny_and_resumes(datasets, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    # the same as an uninterrupted run: the resumed run continues exactly
+    whole = cli("run-baseline", "vlm-tiny", "--out", str(tmp_path / "whole"), *common)
+    assert whole.returncode == 0, whole.stderr
+    digest = lambda folder: json.loads((folder / "run.json").read_text())["final_weights_sha256_per_rank"]  # noqa: E731
+    assert digest(out) == digest(tmp_path / "whole")
+    assert (out / "predictions" / "operation_note.jsonl").read_bytes() == (tmp_path / "whole" / "predictions" / "operation_note.jsonl").read_bytes()
     results = json.loads((out / "results.json").read_text())
     assert set(results["submission"]["meta"]["parameters"]["tasks"]) == {"instruments", "phase", "step", "next_phase", "next_step", "operation_note"}
 

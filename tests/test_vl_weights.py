@@ -75,11 +75,11 @@ def endovit_config(path, **changes):
     return EncoderConfig(name="endovit", weights=str(path), depth=2, embed_dim=64, num_heads=2, **changes)
 
 
-def test_endovit_checkpoint_loads_strictly_and_computes_the_mae_encoder(tmp_path):
+def test_endovit_checkpoint_loads_strictly_and_computes_the_mae_encoder(tmp_path, monkeypatch):
     state = mae_state()
     path = tmp_path / "endovit.pth"
     torch.save({"model": state, "args": argparse.Namespace(lr=1.5e-4), "epoch": 399, "exploit": Exploit()}, path)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     encoder = build_endovit_encoder(endovit_config(path), (), (224, 224))
     assert not (tmp_path / "PWNED").exists()
     assert encoder.weights_loaded
@@ -286,10 +286,10 @@ def test_damaged_gpt2_files_are_refused(tmp_path, damage, message):
         load_gpt2(path, heads=4)
 
 
-def test_a_gpt2_file_holding_code_is_refused_without_running_it(tmp_path):
+def test_a_gpt2_file_holding_code_is_refused_without_running_it(tmp_path, monkeypatch):
     path = tmp_path / "model.bin"
     torch.save({**gpt2_state(SMALL_GPT2), "exploit": Exploit()}, path)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="safe .weights-only. loader"):
         load_gpt2(path, heads=4)
     assert not (tmp_path / "PWNED").exists()
@@ -306,3 +306,51 @@ def test_weights_inspect_cli_names_the_format(tmp_path):
     torch.save({"model": state}, path)
     shown = subprocess.run([sys.executable, "-m", "mtlbench", "weights", "inspect", str(path)], capture_output=True, text=True)
     assert shown.returncode == 1 and "missing" in shown.stdout and "Traceback" not in shown.stderr
+
+
+def legacy_exploit(path):
+    """A file in torch's legacy (non-zip) format whose first pickle runs code: torch reads that
+    header with pickle_module.load, not with the restricted Unpickler."""
+    import pickle
+
+    with open(path, "wb") as file:
+        pickle.dump(Exploit(), file)
+    return path
+
+
+def torchscript_archive(path):
+    """A TorchScript archive: torch.load hands it to torch.jit.load, which runs its code."""
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (legacy_exploit, "not a file the safe .weights-only. loader accepts"),
+    (torchscript_archive, "a TorchScript archive, not a checkpoint"),
+])
+def test_files_that_would_run_code_are_refused_by_endovit_and_weights_inspect(tmp_path, monkeypatch, make, message):
+    monkeypatch.chdir(tmp_path)
+    path = make(tmp_path / "endovit.pth")
+    with pytest.raises(InputError, match=message):
+        build_endovit_encoder(endovit_config(path), (), (224, 224))
+    shown = subprocess.run([sys.executable, "-m", "mtlbench", "weights", "inspect", str(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr and len(shown.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_legacy_format_file_of_tensors_only_still_loads(tmp_path):
+    path = tmp_path / "endovit.pth"
+    torch.save({"model": mae_state(decoder=False)}, path, _use_new_zipfile_serialization=False)
+    assert build_endovit_encoder(endovit_config(path), (), (224, 224)).weights_loaded
+
+
+def test_a_tokenizer_larger_than_the_bert_vocabulary_is_refused(tmp_path):
+    from baselines.vl.text_encoder import text_tokenizer
+
+    small = {**BERT_CONFIG, "vocab_size": 1000}
+    folder = bert_folder(tmp_path, bert_state(small, heads=False), small)
+    with pytest.raises(InputError, match="30522 tokens, more than the model's vocab_size 1000"):
+        text_tokenizer(str(folder), 32)
+    (folder / "tokenizer.json").write_text("{not json")
+    with pytest.raises(InputError, match="not a readable tokenizers file"):
+        text_tokenizer(str(folder), 32)

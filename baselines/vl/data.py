@@ -22,6 +22,9 @@ from mtlbench.dataset.manifest import DatasetCard
 from mtlbench.tasks.base import Task
 
 CONTEXT_SEPARATOR = " | "
+# Padding in the labels: not a token id, so that a vocabulary whose padding token is also its end
+# token (GPT-2's <|endoftext|>) still learns where a text ends.
+IGNORE_LABEL = -100
 
 
 def context_text(item: dict, tasks: tuple[Task, ...]) -> str:
@@ -61,11 +64,12 @@ class Collate:
         return batch
 
     def targets(self, texts: list[str]) -> dict[str, Tensor]:
-        """Teacher forcing: decoder input [BOS, w1, ..., wn] and labels [w1, ..., wn, EOS]."""
+        """Teacher forcing: decoder input [BOS, w1, ..., wn] (padded with PAD) and labels
+        [w1, ..., wn, EOS] (padded with IGNORE_LABEL)."""
         encoded = [self.vocabulary.encode(text, self.max_length) for text in texts]
         length = max(len(ids) for ids in encoded)
         inputs = torch.full((len(texts), length), self.vocabulary.pad, dtype=torch.long)
-        labels = torch.full((len(texts), length), self.vocabulary.pad, dtype=torch.long)
+        labels = torch.full((len(texts), length), IGNORE_LABEL, dtype=torch.long)
         for row, ids in enumerate(encoded):
             labels[row, : len(ids)] = torch.tensor(ids)
             inputs[row, : len(ids)] = torch.tensor([self.vocabulary.bos, *ids[:-1]])

@@ -17,12 +17,11 @@ import numpy as np
 import torch
 
 from baselines.family import Family, Prediction, resolve_tasks
-from baselines.vl.data import Collate, split_view, vl_evaluation_loader, vl_training_loader
+from baselines.vl.data import IGNORE_LABEL, Collate, context_text, split_view, vl_evaluation_loader, vl_training_loader
 from baselines.vl.losses import multilabel_loss, positive_weights, token_loss
 from baselines.vl.registry import VL_ARCHITECTURES
-from baselines.vl.text_encoder import text_tokenizer, tokenizer_vocab_size
+from baselines.vl.text_encoder import text_tokenizer
 from baselines.vl.vocabulary import TokenizerVocabulary, WordVocabulary
-from baselines.vl.data import context_text
 from mtlbench.dataset.manifest import DatasetCard
 from mtlbench.errors import InputError
 from mtlbench.evaluation.scorers.multilabel import DECISION_THRESHOLD
@@ -43,10 +42,7 @@ class VisionLanguageFamily(Family):
         train = card.split("train")
         self.vocabulary = self._vocabulary(train)
         uses_tokenizer = config.model.architecture == "vlm" and config.model.fusion.text
-        tokenizer = None
-        if uses_tokenizer:
-            text = config.model.text
-            tokenizer = text_tokenizer(text.weights, text.max_tokens, tokenizer_vocab_size(text.weights))
+        tokenizer = text_tokenizer(config.model.text.weights, config.model.text.max_tokens) if uses_tokenizer else None
         self.collate = Collate(self.task_list, self.vocabulary, tokenizer, config.model.decoder.max_length)
         self.pos_weights = {
             task.name: positive_weights(torch.from_numpy(task.indicator([sample.labels[task.name] for sample in train]).astype(np.float32)))
@@ -107,7 +103,7 @@ class VisionLanguageFamily(Family):
             elif task.kind == "classification":
                 losses[task.name] = torch.nn.functional.cross_entropy(outputs[task.name].float(), batch[task.name])
             else:
-                losses[task.name] = token_loss(outputs[task.name], batch[task.name]["labels"], self.vocabulary.pad, self.config.model.decoder.label_smoothing)
+                losses[task.name] = token_loss(outputs[task.name], batch[task.name]["labels"], IGNORE_LABEL, self.config.model.decoder.label_smoothing)
         return losses
 
     def predict(self, model, card: DatasetCard, split: str, runtime) -> Iterator[Prediction]:

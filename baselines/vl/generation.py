@@ -21,7 +21,7 @@ StepFn = Callable[[Tensor, tuple[Tensor, ...]], tuple[Tensor, tuple[Tensor, ...]
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    max_length: int  # tokens generated, EOS included
+    max_length: int  # tokens, EOS included: at most max_length - 1 words, as in training
     beam_size: int = 1
     no_repeat_ngram: int = 0  # 0: no blocking
     length_penalty: float = 1.0
@@ -60,7 +60,7 @@ def _greedy(step, state, batch, bos, eos, settings) -> list[list[int]]:
     device = state[0].device
     tokens = torch.full((batch, 1), bos, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    for _ in range(settings.max_length):
+    for _ in range(settings.max_length - 1):
         log_probs, state = step(tokens, state)
         chosen = _constrain(log_probs, tokens[:, 1:], settings, eos).argmax(dim=-1)
         chosen = torch.where(finished, torch.full_like(chosen, eos), chosen)
@@ -84,7 +84,7 @@ def _beam(step, state, batch, bos, eos, settings) -> list[list[int]]:
     scores = torch.zeros(batch, width, device=device)
     scores[:, 1:] = float("-inf")  # all beams start identical: keep one
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    for length in range(1, settings.max_length + 1):
+    for length in range(1, settings.max_length):
         log_probs, state = step(tokens, state)
         log_probs = _constrain(log_probs, tokens[:, 1:], settings, eos)
         vocabulary = log_probs.shape[-1]
@@ -98,7 +98,7 @@ def _beam(step, state, batch, bos, eos, settings) -> list[list[int]]:
                 row = sample * width + beam
                 if score == float("-inf"):
                     break
-                if token == eos or length == settings.max_length:
+                if token == eos or length == settings.max_length - 1:
                     ids = tokens[row, 1:].tolist() + ([] if token == eos else [token])
                     finished[sample].append((score / (max(1, len(ids)) ** settings.length_penalty), ids))
                     continue

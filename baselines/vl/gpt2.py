@@ -47,10 +47,15 @@ class GPT2Attention(nn.Module):
         self.c_attn = nn.Linear(shape.width, 3 * shape.width)
         self.c_proj = nn.Linear(shape.width, shape.width)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
         batch, length, width = x.shape
         q, k, v = self.c_attn(x).view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        return self.c_proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(batch, length, width))
+        if key_valid is None:
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=causal & key_valid[:, None, None, :])
+        return self.c_proj(attended.transpose(1, 2).reshape(batch, length, width))
 
 
 class GPT2MLP(nn.Module):
@@ -71,13 +76,14 @@ class GPT2Block(nn.Module):
         self.ln_2 = nn.LayerNorm(shape.width, eps=LAYER_NORM_EPS)
         self.mlp = GPT2MLP(shape)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), key_valid)
         return x + self.mlp(self.ln_2(x))
 
 
 class GPT2Model(nn.Module):
-    """forward(inputs_embeds, position_ids) -> final hidden states; `embed` gives token embeddings."""
+    """forward(inputs_embeds, position_ids, key_valid) -> final hidden states; `key_valid` (B, L)
+    bool marks the positions other positions may attend to (padding inside a prompt: False)."""
 
     def __init__(self, shape: GPT2Shape):
         super().__init__()
@@ -92,12 +98,10 @@ class GPT2Model(nn.Module):
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=0.02)
 
-    def forward(self, inputs_embeds: Tensor, position_ids: Tensor) -> Tensor:
-        if int(position_ids.max()) >= self.shape.positions:
-            raise ValueError(f"position {int(position_ids.max())} is beyond GPT-2's {self.shape.positions} positions")
+    def forward(self, inputs_embeds: Tensor, position_ids: Tensor, key_valid: Tensor | None = None) -> Tensor:
         hidden = inputs_embeds + self.wpe(position_ids)
         for block in self.h:
-            hidden = block(hidden)
+            hidden = block(hidden, key_valid)
         return self.ln_f(hidden)
 
 

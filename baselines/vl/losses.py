@@ -8,7 +8,7 @@ open problem):
   asymmetric    the asymmetric loss of Ridnik et al., ICCV 2021: -(1-p)^g+ log p on positives,
                 -p_m^g- log(1-p_m) on negatives with p_m = max(p - clip, 0); summed over labels,
                 averaged over samples (the paper's defaults g+ = 0, g- = 4, clip = 0.05)
-Text: token cross-entropy with label smoothing, padding ignored. Classification: cross-entropy.
+Text: token cross-entropy with label smoothing, padding (baselines.vl.data.IGNORE_LABEL) ignored. Classification: cross-entropy.
 """
 
 from __future__ import annotations
@@ -45,5 +45,6 @@ def multilabel_loss(kind: str, logits: Tensor, targets: Tensor, pos_weight: Tens
     return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight if kind == "weighted_bce" else None)
 
 
-def token_loss(logits: Tensor, labels: Tensor, pad: int, label_smoothing: float) -> Tensor:
-    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=pad, label_smoothing=label_smoothing)
+def token_loss(logits: Tensor, labels: Tensor, ignore: int, label_smoothing: float) -> Tensor:
+    """Mean over the label positions that are not `ignore` (padding)."""
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=ignore, label_smoothing=label_smoothing)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mtlbench.checkpoints import check_keys
 from mtlbench.embeddings.bert import (
+    CONFIG_FILE,
     BertAttention,
     BertConfig,
     BertEmbeddings,
@@ -147,17 +148,15 @@ def random_text_encoder(vocab_size: int, hidden: int, layers: int, heads: int, c
     return FusionTextEncoder(config, cross_attention)
 
 
-def text_tokenizer(weights: str | None, max_tokens: int, vocab_size: int):
-    """The tokenizer.json of the weights folder (the default model's without weights), padding off,
-    truncation at max_tokens."""
+def text_tokenizer(weights: str | None, max_tokens: int):
+    """The tokenizer.json of the weights folder (the default model's without weights: an encoder
+    trained from scratch takes its vocabulary), padding off, truncation at max_tokens; refused when
+    it has more tokens than the encoder's config.json vocab_size."""
     folder = weights_folder(weights or DEFAULT_WEIGHTS)
+    vocab_size = BertConfig.from_json(folder / CONFIG_FILE).vocab_size if weights else None
     return load_tokenizer(folder / TOKENIZER_FILE, max_tokens, vocab_size)
 
 
 def tokenizer_vocab_size(weights: str | None) -> int:
-    from tokenizers import Tokenizer
-
-    path = weights_folder(weights or DEFAULT_WEIGHTS) / TOKENIZER_FILE
-    if not path.is_file():
-        raise InputError(path, "file not found: the text encoder's folder needs its tokenizer.json")
-    return Tokenizer.from_file(str(path)).get_vocab_size(with_added_tokens=True)
+    """The number of tokens of the tokenizer text_tokenizer reads."""
+    return text_tokenizer(weights, 2).get_vocab_size(with_added_tokens=True)

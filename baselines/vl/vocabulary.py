@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
 SPECIALS = (PAD, BOS, EOS, UNK)
@@ -77,6 +78,8 @@ class TokenizerVocabulary:
 
         from mtlbench.errors import InputError
 
+        if not Path(path).is_file():
+            raise InputError(path, "file not found: a GPT-2 folder needs its tokenizer.json")
         try:
             self.tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # the Rust side raises plain Exception for every malformed file

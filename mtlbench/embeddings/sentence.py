@@ -112,9 +112,10 @@ def _sbert_settings(folder: Path) -> tuple[int, bool]:
     return length, lower
 
 
-def load_tokenizer(path: Path, max_length: int, vocab_size: int) -> Tokenizer:
+def load_tokenizer(path: Path, max_length: int, vocab_size: int | None) -> Tokenizer:
     """tokenizer.json without the padding and truncation it may carry (all-MiniLM-L6-v2's pads every
-    text to 128 tokens and cuts at 128): padding is per batch, truncation at max_length."""
+    text to 128 tokens and cuts at 128): padding is per batch, truncation at max_length; refused
+    when it has more tokens than `vocab_size` (the model's embedding rows; None: not checked)."""
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -122,7 +123,7 @@ def load_tokenizer(path: Path, max_length: int, vocab_size: int) -> Tokenizer:
     except Exception as exc:  # the Rust side raises plain Exception for every malformed file
         raise InputError(path, f"not a readable tokenizers file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     size = tokenizer.get_vocab_size(with_added_tokens=True)
-    if size > vocab_size:
+    if vocab_size is not None and size > vocab_size:
         raise InputError(path, f"{size} tokens, more than the model's vocab_size {vocab_size}")
     tokenizer.no_padding()
     tokenizer.no_truncation()
