@@ -34,8 +34,11 @@ class Family(abc.ABC):
 
     @property
     def relative_metrics(self) -> tuple[str, ...]:
-        """The validation metrics whose mean relative change selects by default: each task's delta metrics."""
-        return tuple(f"{name}.{metric}" for name in self.tasks for metric in DELTA_METRICS[self.card.task(name).kind] if metric != "cosine_similarity")
+        """The validation metrics whose mean relative change selects by default: each task's delta
+        metrics that validation computes (not the text embedding cosine, which needs a second model)."""
+        computed = self.selection_metrics()
+        keys = (f"{name}.{metric}" for name in self.tasks for metric in DELTA_METRICS[self.card.task(name).kind])
+        return tuple(key for key in keys if key in computed)
 
     def description(self) -> dict:
         """What the run's records say about the model beyond its configuration (e.g. what an ablation removed)."""

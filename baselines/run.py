@@ -71,11 +71,12 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
 
 def pretrained(model: torch.nn.Module, config: RunConfig) -> list[dict] | None:
     """Every pretrainable part's weights file and sha256 (an empty list for a model trained from
-    scratch by design, such as the BiLSTM baseline); None when any such part was randomly initialised."""
+    scratch by design, such as the BiLSTM baseline); None when any such part was randomly initialised.
+    A pretrainable part is a module with `weights_loaded` and `weights_file`."""
     parts = [module for module in model.modules() if hasattr(module, "weights_loaded")]
     if not all(part.weights_loaded for part in parts):
         return None
-    files = {Path(getattr(part, "weights_file", None) or config.model.encoder.weights) for part in parts}
+    files = {Path(part.weights_file) for part in parts}
     return [{"file": path.name, "sha256": sha256_file(path)} for path in sorted(files)]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mtlbench.checkpoints import inspection, load_tensors_refusing_objects
+from mtlbench.checkpoints import WRAPPER_KEYS, inspection, load_tensors_refusing_objects
 from mtlbench.embeddings.bert import read_tensors
 from mtlbench.errors import InputError
 
@@ -27,7 +27,7 @@ def _keys(path: Path) -> set[str]:
         return set(read_tensors(path)[0])
     loaded, _ = load_tensors_refusing_objects(path)
     if isinstance(loaded, dict):
-        for key in ("model", "state_dict", "teacher"):
+        for key in WRAPPER_KEYS:
             if isinstance(loaded.get(key), dict):
                 return {str(name) for name in loaded[key]}
         return {str(name) for name in loaded}

@@ -62,10 +62,15 @@ def load_tensor_file(path: str | Path, map_location: str | torch.device = "cpu",
     except pickle.UnpicklingError:  # garbage bytes and files holding arbitrary objects both end here
         raise InputError(path, "not a file the safe (weights-only) loader accepts: corrupt, or it holds objects other than tensors") from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as exc:  # truncated or malformed archives
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _first_line(exc)
         if "weights_only" in reason:
             reason = "holds objects other than tensors"
         raise InputError(path, f"not a readable PyTorch file, truncated or corrupt ({reason})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unwrap(loaded, path: Path) -> dict:
@@ -204,8 +209,7 @@ def load_tensors_refusing_objects(path: str | Path) -> tuple[dict, list[str]]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, AttributeError, TypeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(path, f"not a readable PyTorch file, truncated or corrupt ({reason})") from None
+        raise InputError(path, f"not a readable PyTorch file, truncated or corrupt ({_first_line(exc)})") from None
     return loaded, refused
 
 

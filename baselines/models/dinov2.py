@@ -49,6 +49,7 @@ class DinoV2Encoder(nn.Module):
         tasks: tuple[str, ...],
         task_specific: bool,
         weights_loaded: bool,
+        weights_file: str | None = None,
     ):
         super().__init__()
         self.vit = vit
@@ -59,6 +60,7 @@ class DinoV2Encoder(nn.Module):
         self.tasks = tasks
         self.task_specific = task_specific
         self.weights_loaded = weights_loaded
+        self.weights_file = Path(weights_file) if weights_file else None
 
     def forward(self, images: Tensor, task: str | None = None) -> Tensor:
         if self.task_specific:
@@ -156,4 +158,5 @@ def build_dinov2_encoder(config: EncoderConfig, tasks: tuple[str, ...], input_si
         tasks=tuple(tasks),
         task_specific=config.adapter.tesla,
         weights_loaded=bool(config.weights),
+        weights_file=config.weights,
     )

@@ -56,6 +56,7 @@ class DilatedResNet50(nn.Module):
         super().__init__()
         self.frozen = freeze
         self.weights_loaded = False
+        self.weights_file: Path | None = None
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -112,7 +113,7 @@ class DilatedResNet50(nn.Module):
         if not report.exact:
             raise InputError(path, f"not a torchvision resnet50 state_dict: {report.describe()}")
         self.load_state_dict(state)
-        self.weights_loaded = True
+        self.weights_loaded, self.weights_file = True, Path(path)
 
 
 def _check_unused_settings(config: EncoderConfig) -> None:

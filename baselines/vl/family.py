@@ -78,10 +78,6 @@ class VisionLanguageFamily(Family):
         keys = {"multilabel": ("micro_f1", "macro_f1", "samples_f1"), "classification": ("accuracy", "macro_f1"), "text": ("bleu_2", "rouge_l")}
         return tuple(f"{task.name}.{key}" for task in self.task_list for key in keys[task.kind])
 
-    @property
-    def relative_metrics(self) -> tuple[str, ...]:
-        return tuple(name for name in super().relative_metrics if name in self.selection_metrics())
-
     def build_model(self) -> torch.nn.Module:
         factory = VL_ARCHITECTURES.get(self.config.model.architecture, "model.architecture")
         return factory(self.config, self.task_list, self.vocabulary, tuple(self.config.data.input_size))

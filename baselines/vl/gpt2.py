@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtlbench.checkpoints import SHOWN_KEYS, check_keys, inspection
-from mtlbench.embeddings.bert import read_tensors
+from mtlbench.embeddings.bert import read_tensors, weights_file
 from mtlbench.errors import InputError
 
 LAYER_NORM_EPS = 1e-5
@@ -138,26 +138,21 @@ def detect_shape(state: dict[str, Tensor], heads: int, path: str | Path) -> GPT2
     return GPT2Shape(vocab_size=vocab_size, positions=state["wpe.weight"].shape[0], width=width, layers=layers, heads=heads)
 
 
-def weights_path(folder_or_file: str | Path) -> Path:
+def _read_gpt2(folder_or_file: str | Path, heads: int) -> tuple[Path, dict[str, Tensor], dict[str, Tensor], GPT2Shape]:
+    """The weights file (a Hugging Face folder's, or the file given), its tensors as stored, the
+    state dict in this module's layout and the shape it implies."""
     path = Path(folder_or_file)
-    if path.is_dir():
-        for name in ("model.safetensors", "pytorch_model.bin"):
-            if (path / name).is_file():
-                return path / name
-        raise InputError(path, "no weights file (model.safetensors or pytorch_model.bin)")
-    return path
-
-
-def load_gpt2(folder_or_file: str | Path, heads: int = 12, expected: GPT2Shape | None = None) -> GPT2Model:
-    """GPT-2 from a Hugging Face file (or the folder holding it), every key and shape checked."""
-    path = weights_path(folder_or_file)
+    path = weights_file(path) if path.is_dir() else path
     if not path.is_file():
         raise InputError(path, "file not found")
     tensors, _ = read_tensors(path)
     state = gpt2_state_dict(tensors, path)
-    shape = detect_shape(state, heads, path)
-    if expected is not None and shape != expected:
-        raise InputError(path, f"holds GPT-2 {shape}, not the configured {expected}")
+    return path, tensors, state, detect_shape(state, heads, path)
+
+
+def load_gpt2(folder_or_file: str | Path, heads: int = 12) -> GPT2Model:
+    """GPT-2 from a Hugging Face file (or the folder holding it), every key and shape checked."""
+    path, _, state, shape = _read_gpt2(folder_or_file, heads)
     with torch.device("meta"):
         model = GPT2Model(shape)
     report = check_keys(model, state)
@@ -171,11 +166,8 @@ def load_gpt2(folder_or_file: str | Path, heads: int = 12, expected: GPT2Shape |
     return model
 
 
-def inspect_gpt2(path: str | Path, heads: int = 12) -> dict:
-    path = weights_path(path)
-    tensors, _ = read_tensors(path)
-    state = gpt2_state_dict(tensors, path)
-    shape = detect_shape(state, heads, path)
+def inspect_gpt2(folder_or_file: str | Path, heads: int = 12) -> dict:
+    _, tensors, state, shape = _read_gpt2(folder_or_file, heads)
     with torch.device("meta"):
         model = GPT2Model(shape)
     architecture = f"GPT-2 ({shape.layers} layers, width {shape.width}, vocabulary {shape.vocab_size}, {shape.positions} positions)"

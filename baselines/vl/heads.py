@@ -13,15 +13,14 @@ from mtlbench.tasks.base import Task
 LABEL_KINDS = ("multilabel", "classification")
 
 
+def label_count(task: Task) -> int:
+    """Logits of a label task: one per label (multilabel) or per class (classification)."""
+    return len(task.labels) if task.kind == "multilabel" else len(task.classes)
+
+
 def label_heads(tasks: tuple[Task, ...], width: int) -> nn.ModuleDict:
-    """A linear head per multilabel (one logit per label) and classification task (one per class)."""
-    heads = {}
-    for task in tasks:
-        if task.kind == "multilabel":
-            heads[task.name] = nn.Linear(width, len(task.labels))
-        elif task.kind == "classification":
-            heads[task.name] = nn.Linear(width, len(task.classes))
-    return nn.ModuleDict(heads)
+    """A linear head per multilabel and classification task."""
+    return nn.ModuleDict({task.name: nn.Linear(width, label_count(task)) for task in tasks if task.kind in LABEL_KINDS})
 
 
 def text_task_names(tasks: tuple[Task, ...]) -> tuple[str, ...]:

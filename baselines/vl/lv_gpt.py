@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from baselines.models.registries import ENCODERS
 from baselines.vl.generation import generate
 from baselines.vl.gpt2 import GPT2Model, GPT2Shape, load_gpt2
-from baselines.vl.heads import LABEL_KINDS, generation_settings, masked_mean, text_task_names
+from baselines.vl.heads import LABEL_KINDS, generation_settings, label_count, masked_mean, text_task_names
 from baselines.vl.registry import VL_ARCHITECTURES
 from mtlbench.errors import InputError
 
@@ -45,7 +45,7 @@ class LVGPT(nn.Module):
         self.heads = nn.ModuleDict({
             task.name: nn.Sequential(
                 nn.Linear(width, CLASSIFIER_WIDTH), nn.BatchNorm1d(CLASSIFIER_WIDTH), nn.Dropout(dropout),
-                nn.Linear(CLASSIFIER_WIDTH, len(task.labels) if task.kind == "multilabel" else len(task.classes)),
+                nn.Linear(CLASSIFIER_WIDTH, label_count(task)),
             )
             for task in tasks if task.kind in LABEL_KINDS
         })

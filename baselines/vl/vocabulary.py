@@ -74,18 +74,10 @@ class TokenizerVocabulary:
     umlauts) in WordVocabulary's interface; `end_token` serves as BOS, EOS and padding, as in GPT-2."""
 
     def __init__(self, path, end_token: str = "<|endoftext|>"):
-        from tokenizers import Tokenizer
-
+        from mtlbench.embeddings.sentence import load_tokenizer
         from mtlbench.errors import InputError
 
-        if not Path(path).is_file():
-            raise InputError(path, "file not found: a GPT-2 folder needs its tokenizer.json")
-        try:
-            self.tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the Rust side raises plain Exception for every malformed file
-            raise InputError(path, f"not a readable tokenizers file ({type(exc).__name__})") from None
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
+        self.tokenizer = load_tokenizer(Path(path), max_length=None, vocab_size=None)  # encode cuts to its max_length
         end = self.tokenizer.token_to_id(end_token)
         if end is None:
             raise InputError(path, f"has no {end_token!r} token")

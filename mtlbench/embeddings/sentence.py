@@ -112,10 +112,11 @@ def _sbert_settings(folder: Path) -> tuple[int, bool]:
     return length, lower
 
 
-def load_tokenizer(path: Path, max_length: int, vocab_size: int | None) -> Tokenizer:
+def load_tokenizer(path: Path, max_length: int | None, vocab_size: int | None) -> Tokenizer:
     """tokenizer.json without the padding and truncation it may carry (all-MiniLM-L6-v2's pads every
-    text to 128 tokens and cuts at 128): padding is per batch, truncation at max_length; refused
-    when it has more tokens than `vocab_size` (the model's embedding rows; None: not checked)."""
+    text to 128 tokens and cuts at 128): padding is per batch, truncation at max_length (None:
+    none); refused when it has more tokens than `vocab_size` (the model's embedding rows; None:
+    not checked)."""
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -127,7 +128,8 @@ def load_tokenizer(path: Path, max_length: int, vocab_size: int | None) -> Token
         raise InputError(path, f"{size} tokens, more than the model's vocab_size {vocab_size}")
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    tokenizer.enable_truncation(max_length=max_length)
+    if max_length is not None:
+        tokenizer.enable_truncation(max_length=max_length)
     return tokenizer
 
 
