@@ -191,5 +191,6 @@ def inspect_endovit(path: str | Path) -> dict:
     shape = detect_shape(weights.state, path)
     with torch.device("meta"):
         vit = MAEVisionTransformer(shape["depth"], shape["dim"], shape["heads"])
-    architecture = f"MAE ViT (depth {shape['depth']}, dim {shape['dim']}, {shape['heads']} heads, patch {PATCH_SIZE})"
+    # the head count is not stored in the weights (ViT-B/16 has 12): not shown
+    architecture = f"MAE ViT (depth {shape['depth']}, width {shape['dim']}, patch {PATCH_SIZE})"
     return inspection("endovit", architecture, vit, weights.state, weights.ignored, weights.refused)
