@@ -24,7 +24,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/mtlbench demo-sources --out $(DEMO)/sources --overwrite
 	$(BIN)/mtlbench build-dataset mtlendovis --source $(DEMO)/sources/endovis2018 --vqa $(DEMO)/sources/endovis18-vqa \
-		--out $(DEMO)/mtlendovis --export endoarss,coco,hf --workers 2 --overwrite
+		--out $(DEMO)/mtlendovis --export coco,hf --workers 2 --overwrite
+	# The release's 10-class scheme (instrument parts merged): the only MTLEndovis its loader reads.
+	$(BIN)/mtlbench build-dataset mtlendovis --source $(DEMO)/sources/endovis2018 --vqa $(DEMO)/sources/endovis18-vqa \
+		--classes release --out $(DEMO)/mtlendovis-release --export endoarss --workers 2 --overwrite
 	$(BIN)/mtlbench build-dataset mtlesd --coco $(DEMO)/sources/esd-coco/annotations.json --images $(DEMO)/sources/esd-coco/images \
 		--activities $(DEMO)/sources/esd-coco/activities.csv --out $(DEMO)/mtlesd --export endoarss,coco,hf --workers 2 --overwrite
 	$(BIN)/mtlbench info $(DEMO)/mtlendovis --verify

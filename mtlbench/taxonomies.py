@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mtlbench.registry import Registry
+
 IGNORE_INDEX = 255
 
 
@@ -30,6 +32,53 @@ ENDOVIS18_CLASSES: tuple[SegClass, ...] = (
     SegClass(10, "small-intestine", (124, 155, 5)),
     SegClass(11, "ultrasound-probe", (12, 255, 141)),
 )
+
+
+@dataclass(frozen=True)
+class ClassScheme:
+    """The classes a dataset gets from a source's standard classes: standard class k becomes
+    class `ids[k]` of `classes`."""
+
+    name: str
+    description: str
+    classes: tuple[SegClass, ...]
+    ids: tuple[int, ...]
+
+
+def merged_scheme(name: str, description: str, standard: Sequence[SegClass], parts: Sequence[str], merged: str) -> ClassScheme:
+    """`standard` with the classes named in `parts` made one class `merged`, at the place and with
+    the colour of the first of them; the ids stay contiguous and in the standard order."""
+    classes: list[SegClass] = []
+    ids: list[int] = []
+    merged_id = None
+    for cls in standard:
+        if cls.name in parts and merged_id is not None:
+            ids.append(merged_id)
+            continue
+        if cls.name in parts:
+            merged_id = len(classes)
+        ids.append(len(classes))
+        classes.append(SegClass(len(classes), merged if cls.name in parts else cls.name, cls.color))
+    return ClassScheme(name, description, tuple(classes), tuple(ids))
+
+
+# MTLEndovis's class schemes (`--classes`). "release" is inferred from the EndoARSS release's loader
+# code, not documented by its authors: the loader asserts mask values <= 9 after subtracting 1, so
+# at most 10 classes, and merging the three instrument parts is what makes the 12 fit.
+ENDOVIS18_INSTRUMENT_PARTS = ("instrument-shaft", "instrument-clasper", "instrument-wrist")
+ENDOVIS18_CLASS_SCHEMES: Registry[ClassScheme] = Registry("class scheme")
+for _scheme in (
+    ClassScheme("endovis18", "the 12 EndoVis 2018 classes", ENDOVIS18_CLASSES, tuple(cls.id for cls in ENDOVIS18_CLASSES)),
+    merged_scheme(
+        "release",
+        "10 classes: instrument-shaft, -clasper and -wrist merged into one 'instrument' class, "
+        "the most the EndoARSS release's loader accepts",
+        ENDOVIS18_CLASSES,
+        ENDOVIS18_INSTRUMENT_PARTS,
+        "instrument",
+    ),
+):
+    ENDOVIS18_CLASS_SCHEMES.add(_scheme.name, _scheme)
 
 # EndoVis-18-VQA per-instrument actions in their standard order; the order breaks ties.
 ENDOVIS18_ACTIONS: tuple[str, ...] = (

@@ -89,9 +89,14 @@ def test_demo_pipeline_as_make_demo_runs_it(tmp_path: Path):
     assert mtlbench("-q", "demo-sources", "--out", sources).returncode == 0
     endovis = mtlbench(
         "build-dataset", "mtlendovis", "--source", sources / "endovis2018", "--vqa", sources / "endovis18-vqa",
-        "--out", tmp_path / "mtlendovis", "--export", "endoarss,coco,hf", "--workers", "2",
+        "--out", tmp_path / "mtlendovis", "--export", "coco,hf", "--workers", "2",
     )
     assert endovis.returncode == 0, endovis.stderr
+    release_classes = mtlbench(
+        "-q", "build-dataset", "mtlendovis", "--source", sources / "endovis2018", "--vqa", sources / "endovis18-vqa",
+        "--classes", "release", "--out", tmp_path / "mtlendovis-release", "--export", "endoarss", "--workers", "2",
+    )
+    assert release_classes.returncode == 0, release_classes.stderr
     assert "skipped 1 x sequence without VQA annotations: seq_13" in endovis.stdout
     assert "skipped 1 x frame without label PNG: seq_16/frame007" in endovis.stdout
     assert "skipped 1 x frame without QA file: seq_2/frame011" in endovis.stdout
@@ -155,7 +160,7 @@ def test_the_vision_language_builders_refuse_bad_input_in_one_line(tmp_path: Pat
 
 def test_export_after_the_fact(endovis_source: Path, tmp_path: Path):
     out = tmp_path / "ds"
-    assert mtlbench("-q", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", out).returncode == 0
+    assert mtlbench("-q", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", out, "--classes", "release").returncode == 0
     exported = mtlbench("export", out, "--to", "coco,endoarss")
     assert exported.returncode == 0, exported.stderr
     coco = json.loads((out / "exports/coco/test.json").read_text())
@@ -163,3 +168,28 @@ def test_export_after_the_fact(endovis_source: Path, tmp_path: Path):
     assert sorted(p.name for p in (out / "exports/endoarss/train").iterdir()) == ["2"]  # Grasping, id 1
     assert_one_line_error(mtlbench("export", out, "--to", "parquet"), "unknown export 'parquet'")
     assert mtlbench("info", out, "--verify").returncode == 0  # exports are outside the manifest
+
+
+def test_classes_release_builds_ten_classes_that_export_to_endoarss(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    built = mtlbench("build-dataset", "mtlendovis", "--source", endovis_source, "--out", out, "--classes", "release", "--export", "endoarss")
+    assert built.returncode == 0, built.stderr
+    marker = json.loads((out / "exports/endoarss/mtlbench-export.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in marker["classes"]][:3] == ["background-tissue", "instrument", "kidney-parenchyma"]
+    assert len(marker["classes"]) == 10
+    card = mtlbench("info", out)
+    assert card.returncode == 0, card.stderr
+    assert "classes: release (10 classes" in card.stdout and "instrument " in card.stdout
+
+
+def test_the_endoarss_export_of_twelve_classes_and_an_unknown_scheme_are_refused_in_one_line(endovis_source: Path, tmp_path: Path):
+    out = tmp_path / "ds"
+    reason = "the EndoARSS release's loader accepts at most 10 segmentation classes"
+    build = mtlbench("build-dataset", "mtlendovis", "--source", endovis_source, "--out", out, "--export", "endoarss")
+    assert_one_line_error(build, "--export: export 'endoarss' cannot be written for mtlendovis", reason, "has 12", "--classes release")
+    unknown = mtlbench("build-dataset", "mtlendovis", "--source", endovis_source, "--out", out, "--classes", "endovis17")
+    assert_one_line_error(unknown, "--classes: unknown class scheme 'endovis17' (known: endovis18, release)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["endovis"]
+    assert mtlbench("-q", "build-dataset", "mtlendovis", "--source", endovis_source, "--out", out).returncode == 0
+    assert_one_line_error(mtlbench("export", out, "--to", "coco,endoarss"), "--to: export 'endoarss'", reason)
+    assert not (out / "exports").exists()

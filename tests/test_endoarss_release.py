@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import frame_image
+from conftest import frame_image, simple_mask, write_qa, write_sequence
 from PIL import Image
 
 from mtlbench.builders.endoarss_release import build_from_release
+from mtlbench.builders.mtlendovis import build_mtlendovis
 from mtlbench.builders.mtlesd import build_mtlesd_from_release
 from mtlbench.builders.options import BuildOptions
 from mtlbench.dataset.manifest import read_dataset
@@ -98,6 +99,31 @@ def test_reimporting_an_export_reproduces_the_dataset(tmp_path):
     again = read_dataset(build_mtlesd_from_release(original.root / "exports" / "endoarss", tmp_path / "again"))
     assert again.fingerprint == original.fingerprint
     for sample in original.samples:
+        assert np.array_equal(stored_mask(again, sample.sample_id), stored_mask(original, sample.sample_id))
+
+
+
+def test_reimporting_the_export_of_a_ten_class_mtlendovis_gives_back_its_data(tmp_path):
+    source = tmp_path / "endovis"
+    for number in (1, 2, 15):
+        mask = simple_mask(height=4, width=24, classes=tuple(range(12)))
+        mask[0, 0] = 100  # a colour no class has: ignore, which the export writes as raw 0
+        write_sequence(source, number, {"frame000": mask, "frame001": mask[::-1].copy()}, extra_colours={100: (1, 2, 3)})
+        for frame in ("frame000", "frame001"):
+            write_qa(source, number, frame, {"prograsp_forceps": "Retraction"})
+    exports = BuildOptions(exports=("endoarss",))
+    original = read_dataset(build_mtlendovis(source, tmp_path / "original", classes="release", options=exports))
+    again = read_dataset(
+        build_from_release(original.root / "exports" / "endoarss", tmp_path / "again", name="copy", class_names=None, activity_names=None)
+    )
+    assert again.classes == original.classes and len(again.classes) == 10
+    assert again.activities == original.activities
+    assert IGNORE_INDEX in stored_mask(original, "seq01_frame000")
+    by_id = {sample.sample_id: sample for sample in again.samples}
+    assert sorted(by_id) == sorted(sample.sample_id for sample in original.samples)
+    for sample in original.samples:
+        copy = by_id[sample.sample_id]
+        assert (copy.split, copy.activity_id, copy.image_sha256) == (sample.split, sample.activity_id, sample.image_sha256)
         assert np.array_equal(stored_mask(again, sample.sample_id), stored_mask(original, sample.sample_id))
 
 

@@ -243,3 +243,32 @@ def test_a_build_writes_exports_inside_the_final_folder_and_skips_empty_splits(t
     assert sorted(path.name for path in (exports / "endoarss").iterdir()) == ["mtlbench-export.json", "test", "train"]
     assert sorted(path.name for path in (exports / "coco").iterdir()) == ["test.json", "train.json"]
     assert json.loads((exports / "hf" / "dataset_dict.json").read_text())["splits"] == ["train", "test"]
+
+
+# --- endoarss: the release's loader accepts at most 10 classes ---------------------------------
+
+
+def _spec_with_classes(count: int):
+    classes = tuple(SegClass(i, f"class {i}", (i, i, i)) for i in range(count))
+    return in_memory_spec(classes, ACTIVITIES)
+
+
+def test_endoarss_accepts_ten_classes_the_most_the_release_reads(tmp_path: Path):
+    dataset = write_dataset(_spec_with_classes(10), _jobs(), [], tmp_path / "ten", BuildOptions(exports=("endoarss",)))
+    assert (dataset / "exports" / "endoarss" / "mtlbench-export.json").is_file()
+
+
+def test_endoarss_refuses_more_than_ten_classes_before_writing(tmp_path: Path):
+    message = (
+        "export 'endoarss' cannot be written for tiny: the EndoARSS release's loader accepts at most 10 segmentation "
+        "classes (it asserts mask values <= 9 after subtracting 1); this dataset has 11 (MTLEndovis: build it with --classes release)"
+    )
+    with pytest.raises(InputError) as caught:
+        write_dataset(_spec_with_classes(11), _jobs(), [], tmp_path / "eleven", BuildOptions(exports=("coco", "endoarss")))
+    assert str(caught.value) == f"--export: {message}"
+    assert list(tmp_path.iterdir()) == []
+    dataset = write_dataset(_spec_with_classes(11), _jobs(), [], tmp_path / "eleven", BuildOptions())
+    with pytest.raises(InputError) as caught:
+        run_exports(dataset, ["coco", "endoarss"], where="--to")
+    assert str(caught.value) == f"--to: {message}"
+    assert not (dataset / "exports").exists()

@@ -1,6 +1,7 @@
 """The MTLEndovis builder on tiny hand-built EndoVis 2018 / EndoVis-18-VQA sources."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,125 @@ def test_a_bad_sentence_file_is_refused_naming_it(endovis_source: Path, tmp_path
         build_mtlendovis(endovis_source, tmp_path / "ds")
     assert caught.value.where.endswith("seq_15/vqa/Sentence/frame002_QA.txt")
     assert not (tmp_path / "ds").exists()
+
+
+# --- class schemes ----------------------------------------------------------------------------------
+
+# The release scheme written out by hand: (id, name, colour), and the id each standard class gets.
+RELEASE_CLASSES = [
+    (0, "background-tissue", (0, 0, 0)),
+    (1, "instrument", (0, 255, 0)),
+    (2, "kidney-parenchyma", (255, 55, 0)),
+    (3, "covered-kidney", (24, 55, 125)),
+    (4, "thread", (187, 155, 25)),
+    (5, "clamps", (0, 255, 125)),
+    (6, "suturing-needle", (255, 255, 125)),
+    (7, "suction-instrument", (123, 15, 175)),
+    (8, "small-intestine", (124, 155, 5)),
+    (9, "ultrasound-probe", (12, 255, 141)),
+]
+RELEASE_ID_OF_STANDARD = {0: 0, 1: 1, 2: 1, 3: 1, 4: 2, 5: 3, 6: 4, 7: 5, 8: 6, 9: 7, 10: 8, 11: 9}
+
+
+def every_class_mask() -> np.ndarray:
+    """All 12 standard classes, one per row of a 12x10 frame, and one pixel of a colour no class has."""
+    mask = np.repeat(np.arange(12, dtype=np.uint8), 10).reshape(12, 10)
+    mask[0, 0] = 100
+    return mask
+
+
+def write_every_class_source(root: Path) -> Path:
+    for number in (1, 2, 15):
+        write_sequence(root, number, {"frame000": every_class_mask()}, extra_colours={100: (1, 2, 3)})
+        write_qa(root, number, "frame000", {"suction": "Suction"})
+    return root
+
+
+def test_release_scheme_merges_the_instrument_parts_into_one_class(tmp_path: Path):
+    source = write_every_class_source(tmp_path / "src")
+    out = build_mtlendovis(source, tmp_path / "ds", classes="release")
+    card = read_dataset(out)
+    assert [(c.id, c.name, c.color) for c in card.classes] == RELEASE_CLASSES
+    expected = np.vectorize(lambda k: RELEASE_ID_OF_STANDARD.get(k, 255), otypes=[np.uint8])(every_class_mask())
+    for sample in card.samples:
+        np.testing.assert_array_equal(read_mask(out, sample.sample_id), expected)
+    assert card.meta["build_parameters"]["class_scheme"] == "release"
+    assert "; classes: release (10 classes" in card.meta["source"]["description"]
+    standard = read_dataset(build_mtlendovis(source, tmp_path / "standard"))
+    counts = standard.meta["splits"]["test"]["tasks"]["segmentation"]["pixel_counts"]
+    merged = card.meta["splits"]["test"]["tasks"]["segmentation"]["pixel_counts"]
+    assert merged["instrument"] == counts["instrument-shaft"] + counts["instrument-clasper"] + counts["instrument-wrist"]
+    assert standard.meta["build_parameters"]["class_scheme"] == "endovis18"
+    assert [(c.id, c.name, c.color) for c in standard.classes][:2] == [(0, "background-tissue", (0, 0, 0)), (1, "instrument-shaft", (0, 255, 0))]
+
+
+def test_release_scheme_rebuilds_byte_identically(endovis_source: Path, tmp_path: Path):
+    first = build_mtlendovis(endovis_source, tmp_path / "one", classes="release")
+    second = build_mtlendovis(endovis_source, tmp_path / "two", classes="release", options=BuildOptions(workers=2))
+    assert tree_digest(first) == tree_digest(second)
+
+
+def test_an_unknown_class_scheme_is_refused_before_anything_is_read(tmp_path: Path):
+    with pytest.raises(InputError) as caught:
+        build_mtlendovis(tmp_path / "nowhere", tmp_path / "ds", classes="endovis17")
+    assert str(caught.value) == "--classes: unknown class scheme 'endovis17' (known: endovis18, release)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mtlendovis_gen_keeps_the_classes_of_a_release_scheme_base(endovis_source: Path, tmp_path: Path):
+    from mtlbench.builders.mtlendovis_gen import build_mtlendovis_gen
+
+    base = read_dataset(build_mtlendovis(endovis_source, tmp_path / "base", classes="release"))
+    gen = read_dataset(build_mtlendovis_gen(base.root, tmp_path / "gen", corruptions=("gaussian_noise",), severities=(1,)))
+    assert gen.classes == base.classes and len(gen.classes) == 10
+    mask_of = {sample.sample_id: sample.mask_sha256 for sample in base.samples}
+    assert [sample.mask_sha256 for sample in gen.samples] == [mask_of[s.extra["clean_sample_id"]] for s in gen.samples]
+
+
+def release_loader(root: Path, mode: str) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """What the EndoARSS release's `DS` loader (create_dataset.py) gives for `mode`, rewritten here
+    from its published definition: every folder under ROOT/mode is an activity folder; its mask/
+    files ending in png are the samples, each with the image of the same name in image/; the mask
+    is read with convert('L'), non-zero values lose 1 and the loader asserts max <= 9 (a frame
+    failing it comes back as None, which breaks the DataLoader); the activity label is the folder
+    number minus 1. Its resize to img_size (NEAREST for masks) is left out: it moves pixels but
+    makes no new values, and without it the masks compare pixel for pixel."""
+    items = {}
+    for activity in os.listdir(root / mode):
+        for name in os.listdir(root / mode / activity / "mask"):
+            if name.split(".")[-1] != "png":
+                continue
+            image = np.array(Image.open(root / mode / activity / "image" / name).convert("RGB"))
+            mask = np.array(Image.open(root / mode / activity / "mask" / name).convert("L"))
+            mask[mask > 0] -= 1
+            assert np.max(mask) <= 9, f"the release's loader returns None for {mode}/{activity}/mask/{name}"
+            items[name.removesuffix(".png")] = (image, mask, int(activity) - 1)
+    return items
+
+
+def test_the_endoarss_export_of_the_release_scheme_loads_in_the_release_loader(tmp_path: Path):
+    source = write_every_class_source(tmp_path / "src")
+    out = build_mtlendovis(source, tmp_path / "ds", classes="release", options=BuildOptions(exports=("endoarss",)))
+    card = read_dataset(out)
+    for split in card.split_names:
+        loaded = release_loader(out / "exports" / "endoarss", split)
+        assert sorted(loaded) == [sample.sample_id for sample in card.split(split)]
+        for sample in card.split(split):
+            image, mask, activity = loaded[sample.sample_id]
+            np.testing.assert_array_equal(image, np.asarray(Image.open(out / sample.image).convert("RGB")))
+            stored = read_mask(out, sample.sample_id)
+            np.testing.assert_array_equal(mask, np.where(stored == 255, 0, stored))  # ignore reads as background
+            assert mask.max() == 9  # every frame has ultrasound-probe, the last class
+            assert activity == sample.activity_id == card.activities.index("Suction")
+
+
+def test_the_endoarss_export_of_the_twelve_classes_is_refused_before_anything_is_written(tmp_path: Path):
+    source = write_every_class_source(tmp_path / "src")
+    with pytest.raises(InputError) as caught:
+        build_mtlendovis(source, tmp_path / "ds", options=BuildOptions(exports=("endoarss",)))
+    assert str(caught.value) == (
+        "--export: export 'endoarss' cannot be written for mtlendovis: the EndoARSS release's loader accepts at most "
+        "10 segmentation classes (it asserts mask values <= 9 after subtracting 1); this dataset has 12 "
+        "(MTLEndovis: build it with --classes release)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

@@ -4,6 +4,11 @@ When the EndoVis-18-VQA Sentence files are there too, the dataset gets two more 
 (mtlbench/sources/endovis18_sentences.py): `tools` (multilabel: the instruments present) and
 `sentences` (text: the frame's sentence answers). Every frame then needs its Sentence file: one
 without is skipped and counted. Without any Sentence file the dataset is exactly what it was.
+
+`classes` picks the class scheme (ENDOVIS18_CLASS_SCHEMES in mtlbench/taxonomies.py): `endovis18`,
+the 12 standard classes, or `release`, 10 classes with the three instrument parts merged, the most
+the EndoARSS release's loader accepts. The label colours are mapped to the scheme's ids as the
+masks are decoded.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from mtlbench.sources.endovis18_vqa import ACTIVITY_RULE, UnlabelledFrame, find_
 from mtlbench.splits import SplitMap, read_split_file, split_of
 from mtlbench.tasks.multilabel import MultilabelTask
 from mtlbench.tasks.text import TextTask
-from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES, ENDOVIS18_TOOLS
+from mtlbench.taxonomies import ENDOVIS18_ACTIONS, ENDOVIS18_CLASS_SCHEMES, ENDOVIS18_TOOLS, ClassScheme
 
 NAME = "mtlendovis"
 VERSION = "1.0.0"
-BUILDER_VERSION = "1.1.0"  # 1.1: the tools and sentences tasks from Sentence files
+BUILDER_VERSION = "1.2.0"  # 1.1: the tools and sentences tasks from Sentence files; 1.2: class schemes
 DEFAULT_SPLITS: SplitMap = {
     "train": ("2", "3", "4", "6", "7", "9", "10", "11", "12", "14"),
     "val": ("15",),
@@ -42,10 +47,13 @@ def build_mtlendovis(
     vqa: Path | None = None,
     split_file: Path | None = None,
     skip_unlabelled: bool = False,
+    classes: str = "endovis18",
     options: BuildOptions = BuildOptions(),
 ) -> Path:
     """`skip_unlabelled`: a frame whose QA file is empty or unreadable is skipped and counted in
-    the dataset card instead of stopping the build; it never gets a label."""
+    the dataset card instead of stopping the build; it never gets a label. `classes`: the name of
+    a class scheme of ENDOVIS18_CLASS_SCHEMES."""
+    scheme = ENDOVIS18_CLASS_SCHEMES.get(classes, "--classes")
     source = Path(source)
     sequence_dirs = find_sequence_dirs(source, holding=RELEASE_CONTENT)
     if not sequence_dirs:
@@ -53,8 +61,8 @@ def build_mtlendovis(
     qa_files = find_qa_files(Path(vqa) if vqa else source)
     sentence_files = find_qa_files(Path(vqa) if vqa else source, SENTENCE_FOLDER)
     splits = read_split_file(split_file) if split_file else DEFAULT_SPLITS
-    jobs, skips = _discover(sequence_dirs, qa_files, sentence_files, splits, skip_unlabelled)
-    tasks = endoarss_tasks(ENDOVIS18_ACTIONS, ENDOVIS18_CLASSES)
+    jobs, skips = _discover(sequence_dirs, qa_files, sentence_files, splits, scheme, skip_unlabelled)
+    tasks = endoarss_tasks(ENDOVIS18_ACTIONS, scheme.classes)
     sentence_parameters = {}
     if sentence_files:
         tasks += (MultilabelTask("tools", ENDOVIS18_TOOLS), TextTask("sentences"))
@@ -64,7 +72,8 @@ def build_mtlendovis(
         version=VERSION,
         builder_version=BUILDER_VERSION,
         source={
-            "description": "EndoVis 2018 Robotic Scene Segmentation training release with EndoVis-18-VQA activity annotations",
+            "description": "EndoVis 2018 Robotic Scene Segmentation training release with EndoVis-18-VQA activity annotations"
+            f"; classes: {scheme.name} ({scheme.description})",
             "sequences_found": sorted(sequence_dirs),
             "sequences_with_vqa": sorted(qa_files),
             **({"sequences_with_sentences": sorted(sentence_files)} if sentence_files else {}),
@@ -74,7 +83,9 @@ def build_mtlendovis(
         build_parameters={
             "activity_rule": ACTIVITY_RULE,
             "activity_vocabulary": "the 13 EndoVis-18-VQA actions in standard order, ids 0..12, also those that never occur",
-            "label_decoding": "exact RGB colour via each sequence's labels.json, colour -> standard class id; other colours -> 255",
+            "class_scheme": scheme.name,
+            "label_decoding": "exact RGB colour via each sequence's labels.json, colour -> standard class id -> "
+            f"class id of the {scheme.name} scheme; other colours -> 255",
             "split_definition": {name: [int(s) for s in members] for name, members in splits.items()},
             "split_source": f"split file {Path(split_file).name}" if split_file else "default (EndoVis-18-VQA test split 1,5,16; val 15)",
             "unlabelled_frames": "skipped and counted" if skip_unlabelled else "an error",
@@ -91,6 +102,7 @@ def _discover(
     qa_files: dict[int, dict[str, Path]],
     sentence_files: dict[int, dict[str, Path]],
     splits: SplitMap,
+    scheme: ClassScheme,
     skip_unlabelled: bool,
 ) -> tuple[list[SampleJob], list[Skip]]:
     """`sentence_files` empty: no sentence tasks; otherwise every frame needs its Sentence file."""
@@ -106,7 +118,9 @@ def _discover(
             skips.append(Skip("sequence not in the split definition", name))
             continue
         sentences = sentence_files.get(number, {}) if sentence_files else None
-        found = _discover_sequence(number, sequence_dir, qa_files[number], sentences, assignment[str(number)], skip_unlabelled)
+        found = _discover_sequence(
+            number, sequence_dir, qa_files[number], sentences, assignment[str(number)], scheme, skip_unlabelled
+        )
         jobs += found[0]
         skips += found[1]
     for member, split in assignment.items():
@@ -116,12 +130,18 @@ def _discover(
 
 
 def _discover_sequence(
-    number: int, sequence_dir: Path, qa: dict[str, Path], sentences: dict[str, Path] | None, split: str, skip_unlabelled: bool
+    number: int,
+    sequence_dir: Path,
+    qa: dict[str, Path],
+    sentences: dict[str, Path] | None,
+    split: str,
+    scheme: ClassScheme,
+    skip_unlabelled: bool,
 ) -> tuple[list[SampleJob], list[Skip]]:
     frames_dir = sequence_dir / "left_frames"
     if not frames_dir.is_dir():
         raise InputError(frames_dir, "missing: every sequence needs its left_frames folder")
-    colours = read_colour_table(sequence_dir / "labels.json")
+    colours = read_colour_table(sequence_dir / "labels.json", scheme)
     frames = {path.stem: path for path in frames_dir.glob("*.png")}
     labels = {path.stem: path for path in (sequence_dir / "labels").glob("*.png")}
     jobs, skips = [], []

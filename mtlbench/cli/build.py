@@ -45,6 +45,11 @@ def mtlendovis(
     out: Path = OUT,
     split_file: Optional[Path] = SPLIT_FILE,
     skip_unlabelled: bool = flag("--skip-unlabelled", "Skip (and count) frames whose QA file is empty or unreadable, instead of stopping."),
+    classes: str = typer.Option(
+        "endovis18", "--classes",
+        help="Class scheme: endovis18 (the 12 EndoVis 2018 classes) or release (10: shaft, clasper and wrist merged "
+        "into instrument, the most the EndoARSS release's loader accepts; needed for --export endoarss).",
+    ),
     allow_empty_splits: bool = ALLOW_EMPTY_SPLITS,
     overwrite: bool = OVERWRITE,
     workers: int = WORKERS,
@@ -52,7 +57,7 @@ def mtlendovis(
 ) -> None:
     """MTLEndovis: EndoVis 2018 scene segmentation with EndoVis-18-VQA frame activities."""
     _run(ctx, "mtlendovis", out, overwrite, workers, export, allow_empty_splits,
-         source=source, vqa=vqa, split_file=split_file, skip_unlabelled=skip_unlabelled)
+         source=source, vqa=vqa, split_file=split_file, skip_unlabelled=skip_unlabelled, classes=classes)
 
 
 @app.command("mtlesd", cls=Command)

@@ -7,6 +7,10 @@ above 0, so class k is written as k + 1 and comes back as k. No raw value comes 
 ignore pixels are written as 0, which the release reads as background, the only value its loss
 accepts. mtlbench-export.json marks the folder as ours (mtlbench/endoarss_marker.py); an importer
 that finds it reads raw 0 as ignore again, which makes a re-import exact.
+
+The release's loader asserts that no mask value exceeds 9 after the subtraction, and a frame that
+fails gives None, which stops its DataLoader: a dataset with more than 10 classes is refused, as an
+export the release cannot read. (MTLEndovis fits with `--classes release`.)
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from mtlbench.outputs import write_bytes
 from mtlbench.progress import ProgressFn
 from mtlbench.tasks import Task
 from mtlbench.tasks.classification import ACTIVITY_TASK
+from mtlbench.tasks.segmentation import SegmentationTask
 from mtlbench.taxonomies import IGNORE_INDEX
+
+# The release's loader asserts max(mask) <= 9 after subtracting 1 from non-zero values.
+RELEASE_MAX_CLASSES = 10
 
 
 def raw_values() -> np.ndarray:
@@ -36,11 +44,17 @@ def raw_values() -> np.ndarray:
 
 
 def unsupported(tasks: Sequence[Task]) -> str | None:
-    """The release reads a classification task named activity and a segmentation task; other tasks
-    of the dataset are not part of its layout."""
-    kinds = {(task.name, task.kind) for task in tasks}
-    if (ACTIVITY_TASK, "classification") not in kinds or not any(kind == "segmentation" for _, kind in kinds):
+    """The release reads a classification task named activity and a segmentation task of at most
+    RELEASE_MAX_CLASSES classes; other tasks of the dataset are not part of its layout."""
+    segmentation = next((task for task in tasks if isinstance(task, SegmentationTask)), None)
+    if not any(task.name == ACTIVITY_TASK and task.kind == "classification" for task in tasks) or segmentation is None:
         return "the EndoARSS layout needs an 'activity' classification task and a segmentation task"
+    if len(segmentation.classes) > RELEASE_MAX_CLASSES:
+        return (
+            f"the EndoARSS release's loader accepts at most {RELEASE_MAX_CLASSES} segmentation classes "
+            f"(it asserts mask values <= {RELEASE_MAX_CLASSES - 1} after subtracting 1); this dataset has "
+            f"{len(segmentation.classes)} (MTLEndovis: build it with --classes release)"
+        )
     return None
 
 

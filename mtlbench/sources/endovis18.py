@@ -2,7 +2,8 @@
 
 Labels are colour-coded PNGs (RGB, RGBA or palette). They are decoded by exact RGB colour:
 each sequence's labels.json says which colours that sequence uses, and the colour (never the
-name, which varies between copies) maps to the standard class id. Any other colour becomes
+name, which varies between copies) maps to the standard class id and, through the dataset's class
+scheme (mtlbench/taxonomies.py), to the id the dataset stores. Any other colour becomes
 IGNORE_INDEX and is counted.
 """
 
@@ -19,7 +20,7 @@ from mtlbench.dataset.writer import MaskDecoding
 from mtlbench.errors import InputError
 from mtlbench.jsonio import read_json
 from mtlbench.pngio import open_image
-from mtlbench.taxonomies import ENDOVIS18_CLASSES, IGNORE_INDEX
+from mtlbench.taxonomies import ENDOVIS18_CLASSES, IGNORE_INDEX, ClassScheme
 
 _SEQUENCE_DIR = re.compile(r"^seq_(\d+)$")
 _COLOUR_MODES = {"RGB", "RGBA", "P", "PA", "RGBX"}
@@ -55,11 +56,11 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
-ColourTable = tuple[tuple[int, int], ...]  # (packed colour, class id), sorted
+ColourTable = tuple[tuple[int, int], ...]  # (packed colour, class id of the scheme), sorted
 
 
-def read_colour_table(path: Path) -> ColourTable:
-    """Packed colour -> standard class id for the colours listed in a labels.json."""
+def read_colour_table(path: Path, scheme: ClassScheme) -> ColourTable:
+    """Packed colour -> the scheme's class id, for the colours listed in a labels.json."""
     entries = read_json(path, missing="labels.json missing")
     if not isinstance(entries, list):
         raise InputError(path, "expected a JSON list of {name, color, classid} objects")
@@ -68,10 +69,10 @@ def read_colour_table(path: Path) -> ColourTable:
         color = entry.get("color") if isinstance(entry, dict) else None
         if not (isinstance(color, list) and len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color)):
             raise InputError(path, f"entry {index} has no valid \"color\": [r, g, b]")
-        class_id = STANDARD_ID_BY_COLOUR.get(tuple(color))
-        if class_id is not None:
+        standard_id = STANDARD_ID_BY_COLOUR.get(tuple(color))
+        if standard_id is not None:
             r, g, b = color
-            table[(r << 16) | (g << 8) | b] = class_id
+            table[(r << 16) | (g << 8) | b] = scheme.ids[standard_id]
     return tuple(sorted(table.items()))
 
 
