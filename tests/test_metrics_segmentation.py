@@ -126,7 +126,9 @@ def test_one_frame_single_class_dataset():
     assert m["miou"] == 1.0 and m["pixel_accuracy"] == 1.0 and m["mdice"] == 1.0
     for key in ("miou_foreground", "challenge_iou", "isi_iou", "mciou", "per_activity_miou_std"):
         assert m[key] is None and key in m["null_reasons"]
-    assert m["per_activity"] == [{"id": 0, "name": "a", "frames": 1, "miou": 1.0}]
+    # no foreground in either mask: foreground IoU 1, as in the EndoARSS release's std.py
+    assert m["per_activity"] == [{"id": 0, "name": "a", "frames": 1, "miou": 1.0, "foreground_iou": 1.0}]
+    assert m["per_activity_foreground_iou_std"] is None and "per_activity_foreground_iou_std" in m["null_reasons"]
 
     no_background = segmentation_metrics(only_background, ["tissue", "tool"], background=None)
     assert no_background["miou_foreground"] == 1.0 and no_background["challenge_iou"] == 1.0
@@ -184,3 +186,73 @@ def test_rejects_mismatched_shapes():
         segmentation_metrics(np.zeros((1, 2, 3), np.int64), ["a"])
     with pytest.raises(ValueError, match="frame activities outside 0..0"):
         segmentation_metrics(np.zeros((1, 2, 3), np.int64), ["a", "b"], np.array([3]), ["x"])
+
+
+# Classes 0 background, 1 tool, 2 tissue. Frames 1 and 2 have activity a, frames 3 and 4 activity b.
+RELEASE_GT = [
+    np.array([[0, 1], [2, 2]], np.uint8),
+    np.array([[0, 0], [0, 0]], np.uint8),
+    np.array([[1, 1], [0, 255]], np.uint8),
+    np.array([[0, 1], [0, 0]], np.uint8),
+]
+RELEASE_PRED = [
+    np.array([[1, 1], [2, 0]], np.uint8),
+    np.array([[0, 0], [0, 0]], np.uint8),
+    np.array([[2, 0], [0, 1]], np.uint8),
+    None,  # missing
+]
+
+
+def test_release_foreground_iou_std_by_hand():
+    """The EndoARSS release's std.py: per frame the IoU of 'any foreground' masks, mean per activity, np.std."""
+    # frame 1: foreground gt {(0,1), (1,0), (1,1)}, predicted {(0,0), (0,1), (1,0)}: 2 / 4 = 0.5
+    # frame 2: no foreground in either mask: 1
+    # frame 3: (1,1) ignored; gt {(0,0), (0,1)}, predicted {(0,0)} (tissue for tool is still
+    #          foreground): 1 / 2 = 0.5
+    # frame 4: no prediction: 0
+    # activity a: (0.5 + 1) / 2 = 0.75; activity b: (0.5 + 0) / 2 = 0.25; std of (0.75, 0.25) = 0.25
+    m = segmentation_metrics_from_masks(RELEASE_GT, RELEASE_PRED, 3, frame_activities=np.array([0, 0, 1, 1]), activity_names=["a", "b"])
+    assert [row["foreground_iou"] for row in m["per_activity"]] == pytest.approx([0.75, 0.25])
+    assert m["per_activity_foreground_iou_std"] == pytest.approx(0.25)
+    # a different quantity from the std of the per-activity mIoU
+    assert m["per_activity_miou_std"] != pytest.approx(0.25)
+
+
+def test_release_foreground_iou_std_counts_an_activity_without_frames_as_zero():
+    m = segmentation_metrics_from_masks(
+        RELEASE_GT, RELEASE_PRED, 3, frame_activities=np.array([0, 0, 1, 1]), activity_names=["a", "b", "c"]
+    )
+    assert m["per_activity"][2]["foreground_iou"] is None
+    # std.py's mean IoU of an empty activity folder is 0: values (0.75, 0.25, 0), mean 1/3,
+    # deviations (5, -1, -4) / 12, variance (25 + 1 + 16) / 144 / 3 = 7 / 72
+    assert m["per_activity_foreground_iou_std"] == pytest.approx((7 / 72) ** 0.5)
+    no_frames = segmentation_metrics(np.zeros((0, 3, 4), np.int64), ["0", "1", "2"], np.zeros(0, np.intp), ["a", "b"])
+    assert no_frames["per_activity_foreground_iou_std"] is None
+    assert "per_activity_foreground_iou_std" in no_frames["null_reasons"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_release_foreground_iou_std_matches_a_pixel_level_reading_of_std_py(seed):
+    """Binary masks straight from the pixels (ignored pixels left out), as std.py forms them."""
+    rng = np.random.default_rng(seed)
+    gt = [rng.integers(0, 3, (5, 6), dtype=np.uint8) for _ in range(12)]
+    pred = [rng.integers(0, 3, (5, 6), dtype=np.uint8) for _ in range(12)]
+    gt[0][:] = 0
+    pred[0][:] = 0  # no foreground anywhere: 1
+    for mask in gt[1:]:
+        mask[rng.random(mask.shape) < 0.1] = 255
+    pred[5] = None
+    activities = rng.integers(0, 3, size=12)
+
+    def frame_iou(truth, predicted):
+        if predicted is None:
+            return 0.0
+        evaluated = truth != 255
+        truth_fg, predicted_fg = (truth != 0)[evaluated], (predicted != 0)[evaluated]
+        union = np.logical_or(truth_fg, predicted_fg).sum()
+        return np.logical_and(truth_fg, predicted_fg).sum() / union if union else 1.0
+
+    ious = np.array([frame_iou(t, p) for t, p in zip(gt, pred)])
+    means = [ious[activities == a].mean() if (activities == a).any() else 0.0 for a in range(4)]
+    m = segmentation_metrics_from_masks(gt, pred, 3, frame_activities=activities, activity_names=["a", "b", "c", "d"])
+    assert m["per_activity_foreground_iou_std"] == pytest.approx(np.std(means))

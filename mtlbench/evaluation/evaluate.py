@@ -23,7 +23,7 @@ from mtlbench.metrics.multitask import multitask_deltas
 from mtlbench.progress import ProgressFn, silent
 from mtlbench.taxonomies import IGNORE_INDEX
 
-EVALUATOR_VERSION = "1.1.0"
+EVALUATOR_VERSION = "1.2.0"
 MAX_LISTED_MISSING = 10
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from mtlbench.metrics.confusion import class_counts, divide_or_zero
 
@@ -101,9 +100,20 @@ def _per_sequence_accuracy(names: list[str], confusions: np.ndarray) -> dict:
     }
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`; tied values share the mean of their ranks (scipy's rankdata).
+
+    Written with numpy so that scoring does not import scipy.stats (about 0.7 s).
+    """
+    _, group, group_size = np.unique(values, return_inverse=True, return_counts=True)
+    # a tie group ending at rank r with n members holds ranks r - n + 1 .. r, whose mean is r - (n - 1) / 2
+    last_rank = np.cumsum(group_size)
+    return (last_rank - (group_size - 1) / 2)[group.reshape(-1)]
+
+
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve as the Mann-Whitney statistic; needs a positive and a negative."""
-    ranks = rankdata(scores)
+    ranks = average_ranks(scores)
     positives = int(positive.sum())
     negatives = positive.size - positives
     return float((ranks[positive].sum() - positives * (positives + 1) / 2) / (positives * negatives))

@@ -23,6 +23,12 @@ Headline numbers (all in [0, 1]; None when undefined, never NaN):
                    prediction; frames where both have none skipped; mean over frames
   mciou            per foreground class, mean per-frame IoU over the frames where the class
                    is in ground truth or prediction; mean over the classes that occur
+
+Per ground-truth activity (with frame activities): the dataset-level miou of its frames, and
+the mean over its frames of the frame's foreground IoU (ground truth and prediction reduced to
+foreground vs background); per_activity_miou_std and per_activity_foreground_iou_std are the
+population std of each across activities. The second is what the EndoARSS release's std.py
+reports (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -84,6 +90,23 @@ def frame_statistics(frame_confusions: np.ndarray, background: int | None = 0) -
         "mciou_sum": iou * in_either,
         "mciou_frames": in_either.astype(np.int64),
     }
+
+
+def frame_foreground_iou(frame_confusions: np.ndarray, background: int | None = 0) -> np.ndarray:
+    """(F,) IoU of each frame's binary masks 'any foreground class' of ground truth and prediction.
+
+    A frame with no foreground in either scores 1 and a pixel without prediction is wrong (in
+    the union, never in the intersection), as in the EndoARSS release's std.py, which scores a
+    frame 1 when both masks are empty and 0 when its prediction is missing.
+    """
+    confusions = np.asarray(frame_confusions, dtype=np.int64)
+    k = confusions.shape[1]
+    foreground = _foreground_mask(k, background)
+    predicted = confusions[:, :, :k]
+    both_foreground = predicted[:, foreground][:, :, foreground].sum(axis=(1, 2))
+    both_background = predicted[:, ~foreground][:, :, ~foreground].sum(axis=(1, 2))
+    union = confusions.sum(axis=(1, 2)) - both_background
+    return np.divide(both_foreground, union, out=np.ones(len(union)), where=union > 0)
 
 
 def _mean_of_ratios(sums: np.ndarray, counts: np.ndarray) -> float | None:
@@ -149,6 +172,7 @@ def _per_activity(
     background: int | None,
     null_reasons: dict[str, str],
 ) -> list[dict]:
+    foreground_iou = frame_foreground_iou(confusions, background)
     rows = []
     for activity_id, name in enumerate(activity_names):
         selected = frame_activities == activity_id
@@ -157,13 +181,27 @@ def _per_activity(
             null_reasons[f"per_activity.{name}"] = (
                 "no frames with this activity" if not selected.any() else _HEADLINE_NULL_REASONS["miou"]
             )
-        rows.append({"id": activity_id, "name": name, "frames": int(selected.sum()), "miou": miou})
+        rows.append({
+            "id": activity_id,
+            "name": name,
+            "frames": int(selected.sum()),
+            "miou": miou,
+            "foreground_iou": float(foreground_iou[selected].mean()) if selected.any() else None,
+        })
     return rows
 
 
 def _population_std(values: list[float | None]) -> float | None:
     defined = [v for v in values if v is not None]
     return float(np.std(defined)) if len(defined) >= 2 else None
+
+
+def _release_foreground_iou_std(per_activity: list[dict]) -> float | None:
+    """np.std over every activity of its mean foreground IoU, an activity without frames counting
+    0: the EndoARSS release's std.py, which takes the mean IoU of an empty activity folder as 0."""
+    if len(per_activity) < 2 or not any(row["frames"] for row in per_activity):
+        return None
+    return float(np.std([0.0 if row["foreground_iou"] is None else row["foreground_iou"] for row in per_activity]))
 
 
 def definitions(background: int | None) -> dict[str, str]:
@@ -181,6 +219,10 @@ def definitions(background: int | None) -> dict[str, str]:
         "wrong, added to the true class's FN and to no class's FP",
         "per_activity": "dataset-level miou over the frames of each ground-truth activity; "
         "per_activity_miou_std is their population std (ddof=0)",
+        "foreground_iou": "per frame, the IoU of the binary masks 'any foreground class' of ground truth and "
+        "prediction (1 when both are empty; a pixel without prediction is wrong); per_activity foreground_iou is "
+        "its mean over the activity's frames; per_activity_foreground_iou_std is the population std (ddof=0) over "
+        "all activities, one without frames counting 0: the EndoARSS release's std.py",
     }
 
 
@@ -217,17 +259,21 @@ def segmentation_metrics(
     headline = headline_from_sums(sums, background)
     null_reasons = headline_null_reasons(headline)
     per_class = _per_class(sums["confusion"], class_names, null_reasons)
-    per_activity = per_activity_std = None
+    per_activity = miou_std = foreground_iou_std = None
     if activities is not None:
         per_activity = _per_activity(confusions, activities, activity_names, background, null_reasons)
-        per_activity_std = _population_std([row["miou"] for row in per_activity])
-        if per_activity_std is None:
+        miou_std = _population_std([row["miou"] for row in per_activity])
+        if miou_std is None:
             null_reasons["per_activity_miou_std"] = "fewer than 2 activities with a defined miou"
+        foreground_iou_std = _release_foreground_iou_std(per_activity)
+        if foreground_iou_std is None:
+            null_reasons["per_activity_foreground_iou_std"] = "fewer than 2 activities, or no frames"
     return {
         **headline,
         "per_class": per_class,
         "per_activity": per_activity,
-        "per_activity_miou_std": per_activity_std,
+        "per_activity_miou_std": miou_std,
+        "per_activity_foreground_iou_std": foreground_iou_std,
         "confusion_matrix": sums["confusion"].tolist(),
         "null_reasons": null_reasons,
         "definitions": definitions(background),

@@ -79,6 +79,7 @@ class SegmentationScorer(Scorer):
         "isi_iou": "ISI IoU",
         "mciou": "mcIoU",
         "per_activity_miou_std": "std of mIoU across activities (lower is better)",
+        "per_activity_foreground_iou_std": "std of foreground IoU across activities (EndoARSS std.py)",
     }
     summary = "masks/<sample_id>.png: single-channel 8-bit class ids, the frame's size"
     missing_rule = "a missing mask counts as no pixel right"
