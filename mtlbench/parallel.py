@@ -19,7 +19,7 @@ Result = TypeVar("Result")
 # Modules whose functions run in worker processes. The fork server imports them when it starts
 # (once per process, so the list must be complete then); a worker forked from it starts in
 # milliseconds. A function from another module still works, at the cost of importing it per worker.
-WORKER_MODULES = ("mtlbench.dataset.writer", "mtlbench.evaluation.streaming", "mtlbench.sources.corrupted")
+WORKER_MODULES = ("mtlbench.dataset.writer", "mtlbench.dataset.cache", "mtlbench.evaluation.streaming", "mtlbench.sources.corrupted")
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:

@@ -2,8 +2,9 @@
 
 Every file is checked against its sha256 in samples.csv as it is read (mtlbench.dataset.files).
 
-Resizing and normalisation are done in torch (no torchvision): images bilinear with
-antialiasing, masks nearest-neighbour so class ids are never blended.
+Frames and masks are resized as uint8 by a resize rule (mtlbench/dataset/resize.py; by default
+images bilinear with antialiasing, masks nearest-neighbour so class ids are never blended), the
+same pixels a prepared cache (mtlbench/dataset/cache.py) holds; normalisation is done in torch.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from mtlbench.dataset.files import read_image, read_mask
 from mtlbench.dataset.manifest import DatasetCard, Sample, read_dataset
+from mtlbench.dataset.resize import check_rule, resize_frame
 from mtlbench.errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,11 +41,13 @@ class SplitDataset(Dataset):
         split: str,
         size: tuple[int, int] | None = None,
         normalise: str | tuple[Sequence[float], Sequence[float]] | None = None,
+        resize: str = "antialias",
     ):
         self.card = card
         self.split = split
         self.samples: tuple[Sample, ...] = card.split(split)
-        self.size = size
+        self.size = None if size is None else tuple(size)
+        self.resize = check_rule(resize)
         if isinstance(normalise, str):
             if normalise not in NORMALISATIONS:
                 raise InputError("normalise", f"unknown normalisation {normalise!r} (known: {', '.join(NORMALISATIONS)})")
@@ -62,24 +65,32 @@ class SplitDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def frame_pair(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sample `index`'s frame (3, H, W) and mask (H, W; None without segmentation), uint8 at this split's size."""
+        return read_resized(self.card.root, self.samples[index], self.size, self.resize)
+
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image = torch.from_numpy(read_image(self.card.root, sample).copy()).permute(2, 0, 1).float().div_(255)
-        resize = self.size is not None and tuple(self.size) != (sample.height, sample.width)
-        if resize:
-            image = F.interpolate(image[None], size=self.size, mode="bilinear", align_corners=False, antialias=True)[0]
+        frame, mask = self.frame_pair(index)
+        image = torch.from_numpy(frame).float().div_(255)
         if self.mean_std is not None:
             mean, std = self.mean_std
             image = (image - mean) / std
         item = {"image": image, "sample_id": sample.sample_id}
         for task in self.card.tasks:
             item.update(task.item(sample.labels[task.name]))
-        if sample.mask_file is not None:
-            mask = torch.from_numpy(read_mask(self.card.root, sample).astype(np.int64))
-            if resize:
-                mask = F.interpolate(mask[None, None].float(), size=self.size, mode="nearest-exact")[0, 0].long()
-            item["mask"] = mask
+        if mask is not None:
+            item["mask"] = torch.from_numpy(mask.astype(np.int64))
         return item
+
+
+def read_resized(root: Path, sample: Sample, size: tuple[int, int] | None, rule: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A sample's frame, planar (3, H, W) as torch lays images out, and mask (H, W; None without
+    segmentation), uint8, verified, decoded and brought to `size` (None: as stored) by `rule`."""
+    image = read_image(root, sample)
+    mask = read_mask(root, sample) if sample.mask_file is not None else None
+    image, mask = resize_frame(image, mask, size, rule)
+    return np.ascontiguousarray(image.transpose(2, 0, 1)), mask
 
 
 def load_dataset(
@@ -87,6 +98,7 @@ def load_dataset(
     split: str,
     size: tuple[int, int] | None = None,
     normalise: str | tuple[Sequence[float], Sequence[float]] | None = None,
+    resize: str = "antialias",
 ) -> SplitDataset:
-    """One split of a dataset folder as a torch Dataset; `size` is (height, width)."""
-    return SplitDataset(read_dataset(root), split, size=size, normalise=normalise)
+    """One split of a dataset folder as a torch Dataset; `size` is (height, width), `resize` the rule that brings frames to it."""
+    return SplitDataset(read_dataset(root), split, size=size, normalise=normalise, resize=resize)
