@@ -25,12 +25,14 @@ from baselines.optim import OPTIMIZERS, SCHEDULERS
 from baselines.settings import Section, build_section, setting
 from baselines.weighting.registry import WEIGHTINGS
 from mtlbench.dataset.loader import NORMALISATIONS
+from mtlbench.dataset.resize import RESIZE_RULES
 from mtlbench.errors import InputError
 from mtlbench.jsonio import parse_json, read_json
 
 PRESET_DIR = Path(__file__).parent / "configs"
 NO_ADAPTER = "none"
 SMA_PLACEMENTS = ("off", "input", "tokens")  # input: before the patch embedding (the release); tokens: on the patch-token map
+SMA_LAYOUTS = ("map", "patches")  # map: EMA over the whole feature map; patches: the release's 7x7-unfolded layout
 FEATURE_LAYOUTS = ("spatial", "release_view")  # release_view: the release's plain view of the tokens
 PRECISIONS = ("bf16", "fp32")  # bf16 is autocast on CUDA only
 DEVICES = ("auto", "cpu", "cuda")
@@ -64,6 +66,16 @@ class SMAConfig(Section):
     placement: str = setting("off", choices=SMA_PLACEMENTS)
     groups: int = setting(8, at_least=1)
     channels: int = setting(512, at_least=1)  # width of the MobileViT-style block around EMA when placed on the input
+    # map: EMA on the (B, channels, H, W) map in `groups` groups; patches (the release, input placement
+    # only): the map unfolded into patch_size x patch_size patches, EMA with patch_size**2 channels
+    # (the positions in a patch) in `groups` groups over (patch index, feature) planes
+    layout: str = setting("map", choices=SMA_LAYOUTS)
+    patch_size: int = setting(7, at_least=1)
+    trainable: bool = setting(True)  # false: SMA stays at its initialisation, as in the release
+
+    def check(self) -> None:
+        if self.layout == "patches" and self.placement != "input":
+            raise InputError(self.where("layout"), "the patches layout is the release's input block: set placement to input")
 
 
 @dataclass
@@ -72,7 +84,7 @@ class EncoderConfig(Section):
     name: str = setting("dinov2", choices=ENCODERS)
     variant: str = setting("vitb14")  # the DINOv2 variant (checked by that encoder); resnet50 ignores it
     weights: str | None = setting(None)  # local checkpoint; None: random initialisation (results not comparable)
-    weights_prefix: str = setting("")  # key prefix to strip, e.g. "pretrained."
+    weights_prefix: str = setting("")  # key prefix to strip; Depth Anything files are recognised without it
     depth: int | None = setting(None, at_least=1)  # override the number of blocks (tiny CPU models)
     embed_dim: int | None = setting(None, at_least=1)
     num_heads: int | None = setting(None, at_least=1)
@@ -159,6 +171,9 @@ class ModelConfig(Section):
     head_channels: int = setting(256, at_least=1)
     aspp_rates: tuple[int, ...] = setting((12, 24, 36), at_least=1)
     dropout: float = setting(0.5, at_least=0, below=1)
+    aspp_pooling_batchnorm: bool = setting(False)  # BatchNorm in ASPP's image-pooling branch (the release)
+    # bilinear resizes of the model (input to data.input_size, logits back to the loaded size): the release uses true
+    align_corners: bool = setting(False)
     text: TextEncoderConfig = setting(factory=TextEncoderConfig)
     fusion: FusionConfig = setting(factory=FusionConfig)
     decoder: DecoderConfig = setting(factory=DecoderConfig)
@@ -195,13 +210,21 @@ class WeightingConfig(Section):
     beta: float = setting(0.9, at_least=0, below=1)  # DB-MTL: EMA of the task gradients
     warmup_epochs: int = setting(4, at_least=1)  # STCH: epochs of sum-of-log-losses before the nadir is fixed
     mu: float = setting(1.0, above=0)  # STCH smoothing
+    scale_by_task_count: bool = setting(False)  # STCH: multiply the objective by the number of tasks (the release)
     temperature: float = setting(2.0, above=0)  # DWA
 
 
 @dataclass
 class DataConfig(Section):
     PATH = "data"
-    input_size: tuple[int, int] = setting((224, 224), at_least=1)  # (height, width); multiples of 14 for DINOv2
+    input_size: tuple[int, int] = setting((224, 224), at_least=1)  # (height, width) the encoder sees; multiples of 14 for DINOv2
+    # frames and masks are loaded at this size (null: input_size); the model resizes its input to
+    # input_size and its logits back to it (the release: 244, then 224 in the model)
+    load_size: tuple[int, int] | None = setting(None, at_least=1)
+    resize: str = setting("antialias", choices=RESIZE_RULES)  # how the loader resizes frames and masks
+    cache: bool = setting(False)  # decode and resize each frame once into a memory-mapped cache (docs/data-cache.md)
+    cache_dir: str | None = setting(None)  # where caches live; null: $MTLBENCH_CACHE or ~/.cache/mtlbench
+    drop_last: bool = setting(False)  # drop the last incomplete training batch (the release)
     normalise: str | None = setting("imagenet", choices=lambda: tuple(NORMALISATIONS))
     augment: bool = setting(True)
     crop_scale: tuple[float, float] = setting((0.5, 1.0), above=0, at_most=1)
@@ -225,7 +248,7 @@ class TrainConfig(Section):
     device: str = setting("auto", choices=DEVICES)
     # relative: mean relative improvement of the validation metrics over the first epoch; or one metric
     # (the task.metric names depend on the dataset's tasks: checked when the run starts)
-    selection: str = setting("relative")
+    selection: str = setting("relative")  # also "release_delta_p": the release's Δp rule (baselines/selection.py)
     max_steps_per_epoch: int | None = setting(None, at_least=1)  # cut epochs short (tests, smoke runs)
 
 

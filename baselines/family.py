@@ -16,6 +16,7 @@ import torch
 
 from mtlbench.dataset.manifest import DatasetCard, Sample
 from mtlbench.errors import InputError
+from baselines.selection import RELEASE_DELTA_P, RELEASE_TASK_METRICS, RULES
 from mtlbench.metrics.multitask import DELTA_METRICS
 
 
@@ -53,8 +54,8 @@ class Family(abc.ABC):
         """The model; it has shared_parameters()."""
 
     @abc.abstractmethod
-    def train_loader(self, epoch: int, distributed: bool):
-        """Batches of the train split, shuffled by (seed, epoch)."""
+    def train_loader(self, epoch: int, runtime):
+        """Batches of the train split, shuffled by (seed, epoch) (and the rank, when distributed)."""
 
     @abc.abstractmethod
     def losses(self, model, batch: dict, runtime) -> dict[str, torch.Tensor]:
@@ -70,8 +71,10 @@ class Family(abc.ABC):
 
     def check_selection(self) -> None:
         selection = self.config.train.selection
-        if selection != "relative" and selection not in self.selection_metrics():
-            raise InputError("train.selection", f"{selection!r} is not 'relative' or one of: {', '.join(self.selection_metrics())}")
+        if selection == RELEASE_DELTA_P and not any(key in self.selection_metrics() for keys in RELEASE_TASK_METRICS.values() for key in keys):
+            raise InputError("train.selection", f"{RELEASE_DELTA_P} scores the EndoARSS tasks (activity, segmentation), which this run does not train")
+        if selection not in RULES and selection not in self.selection_metrics():
+            raise InputError("train.selection", f"{selection!r} is not one of {', '.join(RULES)} or: {', '.join(self.selection_metrics())}")
 
 
 def resolve_tasks(config, card: DatasetCard, supported_kinds: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,14 +91,3 @@ def resolve_tasks(config, card: DatasetCard, supported_kinds: tuple[str, ...]) -
     if not chosen:
         raise InputError("tasks", f"{card.name} has no task of the types {', '.join(config.task_types)} that architecture {config.model.architecture} trains")
     return chosen
-
-
-def make_family(config, card: DatasetCard) -> Family:
-    from baselines.endoarss_family import EndoARSSFamily
-    from baselines.models.registries import ARCHITECTURES
-
-    if config.model.architecture in ARCHITECTURES:
-        return EndoARSSFamily(config, card)
-    from baselines.vl.family import VisionLanguageFamily
-
-    return VisionLanguageFamily(config, card)

@@ -22,11 +22,15 @@ from mtlbench.metrics.segmentation import segmentation_metrics
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, view: SplitView, config: DataConfig, device: torch.device, autocast) -> Iterator[Prediction]:
+def predict(
+    model: torch.nn.Module, view: SplitView, config: DataConfig, device: torch.device, autocast, align_corners: bool = False
+) -> Iterator[Prediction]:
+    """Segmentation logits (at the loaded size) are upsampled bilinearly to each frame's original
+    size with `align_corners` (the model's setting), then argmaxed."""
     was_training = model.training
     model.eval()
     try:
-        for batch in evaluation_loader(view, config):
+        for batch in evaluation_loader(view, config, device):
             with autocast():
                 outputs = model(batch["image"].to(device))
             probabilities = F.softmax(outputs["activity"].double(), dim=-1).cpu().numpy() if "activity" in outputs else None
@@ -36,7 +40,7 @@ def predict(model: torch.nn.Module, view: SplitView, config: DataConfig, device:
                 if "segmentation" in outputs:
                     logits = F.interpolate(
                         outputs["segmentation"][row : row + 1].float(), size=(sample.height, sample.width),
-                        mode="bilinear", align_corners=False,
+                        mode="bilinear", align_corners=align_corners,
                     )
                     mask = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
                 # activity: (A,) float64 probabilities; segmentation: (H, W) uint8 class ids at the original size

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from baselines.config import RunConfig, config_from_dict
-from baselines.family import make_family
+from baselines.families import make_family
 from mtlbench.checkpoints import load_tensor_file
 from baselines.predictions import write_submission
 from baselines.runtime import Runtime, seed_everything, start, stop, weights_digest
@@ -70,14 +70,22 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
 
 
 def pretrained(model: torch.nn.Module, config: RunConfig) -> list[dict] | None:
-    """Every pretrainable part's weights file and sha256 (an empty list for a model trained from
-    scratch by design, such as the BiLSTM baseline); None when any such part was randomly initialised.
-    A pretrainable part is a module with `weights_loaded` and `weights_file`."""
+    """Every pretrainable part's weights file, its sha256 and what loading it reported (format,
+    keys of the file not loaded), as an empty list for a model trained from scratch by design,
+    such as the BiLSTM baseline; None when any such part was randomly initialised. A pretrainable
+    part is a module with `weights_loaded` and `weights_file` (and optionally `loading_report`)."""
     parts = [module for module in model.modules() if hasattr(module, "weights_loaded")]
     if not all(part.weights_loaded for part in parts):
         return None
-    files = {Path(part.weights_file) for part in parts}
-    return [{"file": path.name, "sha256": sha256_file(path)} for path in sorted(files)]
+    reports: dict[Path, dict] = {}
+    for part in parts:
+        reports.setdefault(Path(part.weights_file), {}).update(getattr(part, "loading_report", {}))
+    return [{"file": path.name, "sha256": sha256_file(path), **reports[path]} for path in sorted(reports)]
+
+
+def _key_families(keys: list[str]) -> str:
+    """'depth_head.*, decoder_embed.*': the first name parts of the keys, in order of appearance."""
+    return ", ".join(dict.fromkeys(f"{key.split('.')[0]}.*" for key in keys))
 
 
 def git_commit() -> dict:
@@ -140,7 +148,7 @@ def run_baseline(
             check_output_folder(run_dir, "--out", overwrite)
             if overwrite and run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / CONFIG_FILE).is_file():
                 raise InputError(run_dir, "not a run folder (no config.json): --overwrite replaces run folders only")
-        family = make_family(config, card)
+        family = make_family(config, card, progress)
         family.check_selection()
         config = dataclasses.replace(config, tasks=family.tasks)  # config.json records the tasks trained
         model = family.build_model()
@@ -176,6 +184,9 @@ def _train_and_score(config, card, gen_card, family, model, trainer, runtime, ru
             f"(encoder {counts['encoder_trainable']:,} of {counts['encoder_total']:,}); device {runtime.device}, {runtime.world_size} process(es)")
         if weights is None:
             say(f"[bold red]{NOT_COMPARABLE}[/]")
+        for entry in weights or ():
+            if entry.get("ignored"):
+                say(f"weights {entry['file']}: {len(entry['ignored'])} tensors not loaded ({_key_families(entry['ignored'])}), as designed")
     state = trainer.fit(progress, report=lambda record: say(_epoch_line(record)) if runtime.is_main else None, stop_after_epoch=stop_after_epoch)
     if state.next_epoch < config.train.epochs:
         if runtime.is_main:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,7 @@ class Trainer:
     # -- one epoch -------------------------------------------------------------------------
     def train_epoch(self, epoch: int, progress: ProgressFn) -> dict:
         seed_everything(self.config.train.seed * 1_000_003 + epoch)  # dropout etc.: same draws when resumed
-        loader = self.family.train_loader(epoch, self.runtime.distributed)
+        loader = self.family.train_loader(epoch, self.runtime)
         steps = len(loader) if self.config.train.max_steps_per_epoch is None else min(len(loader), self.config.train.max_steps_per_epoch)
         advance = progress(f"epoch {epoch + 1}/{self.config.train.epochs}", steps) if self.runtime.is_main else silent("", 0)
         shared = self.model.shared_parameters()
@@ -127,11 +128,14 @@ class Trainer:
             no_sync = self.wrapped.no_sync() if self.runtime.distributed else contextlib.nullcontext()
             with no_sync:
                 losses = self.family.losses(self.wrapped, batch, self.runtime)
-                for task, loss in losses.items():
-                    if not torch.isfinite(loss):
+                # One device-to-host copy per step serves the check and the running sums (a copy per
+                # task, and one after the optimiser step, would each wait for the device).
+                values = dict(zip(losses, torch.stack([loss.detach() for loss in losses.values()]).tolist()))
+                for task, value in values.items():
+                    if not math.isfinite(value):
                         raise TrainingError(
                             f"epoch {epoch + 1} step {step + 1}",
-                            f"the {task} loss is {loss.item()}: training diverged (try a lower optim.lr or optim.grad_clip)",
+                            f"the {task} loss is {value}: training diverged (try a lower optim.lr or optim.grad_clip)",
                         )
                 self.optimizer.zero_grad(set_to_none=True)
                 applied = self.weighting.backward(losses, shared)
@@ -139,8 +143,8 @@ class Trainer:
             if self.config.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.trainable, self.config.optim.grad_clip)
             self.optimizer.step()
-            for task, loss in losses.items():
-                sums[task] += loss.item()
+            for task, value in values.items():
+                sums[task] += value
                 weights[task] += float(applied.get(task, 1.0))
             advance("loss " + " ".join(f"{task} {total / (step + 1):.3f}" for task, total in sums.items()))
         count = max(1, min(steps, len(loader)))

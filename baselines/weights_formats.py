@@ -1,7 +1,8 @@
 """`mtlbench weights inspect`: which pretrained-weights format a file (or folder) is, and whether
 it loads exactly into the model mtlbench builds for it.
 
-Formats: dinov2 (official DINOv2 checkpoints), endovit (EndoViT's MAE checkpoint: decoder keys
+Formats: dinov2 (official DINOv2 checkpoints), depth-anything (its DINOv2 encoder under
+`pretrained.`; the depth head ignored), endovit (EndoViT's MAE checkpoint: decoder keys
 ignored, non-tensor objects refused unbuilt), gpt2 (Hugging Face GPT-2, Conv1D transposed), bert
 (a Hugging Face BERT-family folder). `auto` tells them apart by their keys; reading keys never
 unpickles anything but tensors.
@@ -17,7 +18,7 @@ from mtlbench.checkpoints import WRAPPER_KEYS, inspection, load_tensors_refusing
 from mtlbench.embeddings.bert import read_tensors
 from mtlbench.errors import InputError
 
-FORMATS = ("auto", "dinov2", "endovit", "gpt2", "bert")
+FORMATS = ("auto", "dinov2", "depth-anything", "endovit", "gpt2", "bert")
 
 
 def _keys(path: Path) -> set[str]:
@@ -70,9 +71,8 @@ def _inspect_dinov2(path: Path, prefix: str) -> dict:
     shape = report.pop("architecture")
     report.pop("file")
     return {
-        "format": "dinov2",
         "architecture": f"DINOv2 {shape['variant']} (depth {shape['depth']}, dim {shape['dim']}, {shape['heads']} heads)",
-        "ignored": [], "refused": [],
+        "refused": [],
         **report,
     }
 
@@ -96,4 +96,7 @@ def inspect(path: str | Path, prefix: str = "", weights_format: str = "auto") ->
         from baselines.models.endovit import inspect_endovit
 
         return inspect_endovit(path)
-    return _inspect_dinov2(path, prefix)
+    report = _inspect_dinov2(path, prefix)
+    if weights_format in ("dinov2", "depth-anything") and report["format"] != weights_format:
+        raise InputError(path, f"not a {weights_format} file: it reads as {report['format']}")
+    return report

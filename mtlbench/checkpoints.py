@@ -82,7 +82,7 @@ def _unwrap(loaded, path: Path) -> dict:
     raise InputError(path, f"holds a {type(loaded).__name__}, not a state dict")
 
 
-def _select_prefix(state_dict: dict, prefix: str, path: Path) -> dict:
+def select_prefix(state_dict: dict, prefix: str, path: Path) -> dict:
     """Keep the keys under `prefix`, without it; other keys belong to other parts of the file (e.g. a depth head)."""
     if not prefix:
         return state_dict
@@ -96,7 +96,7 @@ def _select_prefix(state_dict: dict, prefix: str, path: Path) -> dict:
 def read_state_dict(path: str | Path, prefix: str = "") -> dict[str, Tensor]:
     """The tensors of a weights file, unwrapped from "model"/"state_dict"/"teacher", prefix stripped."""
     path = Path(path)
-    state_dict = _select_prefix(_unwrap(load_tensor_file(path), path), prefix, path)
+    state_dict = select_prefix(_unwrap(load_tensor_file(path), path), prefix, path)
     not_tensors = [str(key) for key, value in state_dict.items() if not isinstance(value, Tensor)]
     if not_tensors:
         raise InputError(path, f"entries that are not tensors: {', '.join(not_tensors[:SHOWN_KEYS])}")

@@ -63,6 +63,42 @@ def test_a_run_writes_every_output(dataset: Path, tmp_path: Path):
     assert saved["preset"] == "endoarss-tiny" and saved["data"]["input_size"] == [28, 28]
 
 
+# endoarss-release at 28 px from 35 px loads: ViT width 48 (the token view needs it divisible
+# by the 2 patch rows), the 7x7-patch SMA, a Depth Anything file for the backbone.
+RELEASE_TINY = [
+    "model.encoder.variant=vits14", "model.encoder.depth=1", "model.encoder.embed_dim=48", "model.encoder.num_heads=2",
+    "model.head_channels=16", "model.aspp_rates=[1,2,3]", "data.input_size=[28,28]", "data.load_size=[35,35]",
+    "data.batch_size=3", "data.eval_batch_size=4", "data.workers=0", "train.epochs=2",
+]
+
+
+def test_the_release_preset_runs_end_to_end(dataset: Path, tmp_path: Path):
+    from test_dinov2 import official_state_dict
+
+    weights = {f"pretrained.{key}": value for key, value in official_state_dict(depth=1, dim=48).items()}
+    weights["depth_head.projects.0.weight"] = torch.zeros(4, 48, 1, 1)
+    torch.save(weights, tmp_path / "depth_anything_vits14.pth")
+    settings = RELEASE_TINY + [f"model.encoder.weights={tmp_path / 'depth_anything_vits14.pth'}", f"data.cache_dir={tmp_path / 'cache'}"]
+    run_dir = tmp_path / "run"
+    config = load_config("endoarss-release", settings)
+    assert run_baseline(config, dataset, run_dir, stop_after_epoch=1) is None
+    after_one_epoch = weights_of(run_dir / "checkpoint.pt")["model"]
+    run_baseline(config, dataset, run_dir, resume=True)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["comparable"] is True
+    assert run["pretrained_weights"][0]["format"] == "depth-anything"
+    assert run["pretrained_weights"][0]["ignored"] == ["depth_head.projects.0.weight"]
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[0]["selection_score"] == 0.0  # Δp of the first epoch against itself
+    trained = weights_of(run_dir / "checkpoint.pt")["model"]
+    assert all(torch.equal(trained[f"encoder.vit.{key}"], value) for key, value in official_state_dict(depth=1, dim=48).items())
+    changed = {key for key, value in trained.items() if not torch.equal(value, after_one_epoch[key])}
+    assert any(".lora_A" in key for key in changed)  # the adapters train; the release's SMA stays as initialised
+    assert not any(key.startswith("encoder.input_sma.") for key in changed)
+    with open_submission(run_dir / "predictions", read_dataset(dataset), "test") as submission:
+        assert not submission.missing
+
+
 def test_a_short_training_run_lowers_the_loss(dataset: Path, tmp_path: Path):
     # One batch of all three training frames, no augmentation, dropout or schedule: plain
     # gradient descent, so every epoch's loss (measured before its step) must fall.
@@ -146,7 +182,7 @@ def test_two_processes_with_gloo_end_with_identical_weights(dataset: Path, tmp_p
 def test_cli_lists_presets():
     result = subprocess.run([sys.executable, "-m", "mtlbench", "run-baseline", "--list"], capture_output=True, text=True)
     assert result.returncode == 0
-    for name in ("endoarss", "endoarss-tiny", "hps-resnet50", "single-task-resnet50", "endoarss-linear-probe"):
+    for name in ("endoarss", "endoarss-release", "endoarss-release-stch", "endoarss-tiny", "hps-resnet50", "single-task-resnet50", "endoarss-linear-probe"):
         assert name in result.stdout
 
 

@@ -107,8 +107,10 @@ def test_the_cli_trains_vlm_tiny_and_resumes(datasets, tmp_path):
 @pytest.mark.parametrize("arguments, message", [
     (["mono-bilstm", "--set", "tasks=[\"landmarks\"]"], "'landmarks' is a multilabel task; architecture bilstm-seq2seq trains text tasks"),
     (["vlm-tiny", "--set", "tasks=[\"phase\"]"], "ent-fess has no task 'phase'"),
-    (["vlm-tiny", "--set", "train.selection=landmarks.bleu_2"], "train.selection: 'landmarks.bleu_2' is not 'relative' or one of: landmarks.micro_f1"),
+    (["vlm-tiny", "--set", "train.selection=landmarks.bleu_2"], "train.selection: 'landmarks.bleu_2' is not one of relative, release_delta_p or: landmarks.micro_f1"),
+    (["vlm-tiny", "--set", "train.selection=release_delta_p"], "train.selection: release_delta_p scores the EndoARSS tasks (activity, segmentation)"),
     (["vlm-tiny", "--set", "data.augment=true"], "data.augment: the vision-language runners do not augment"),
+    (["vlm-tiny", "--set", "data.load_size=[126,126]"], "data.load_size: the vision-language runners load frames at data.input_size without it: set it to null"),
     (["mono-bilstm", "--set", "task_types=[\"multilabel\"]"], "no task of the types multilabel that architecture bilstm-seq2seq trains"),
     (["endoarss-tiny"], "architecture hps trains activity and segmentation, which ent-fess lacks"),
 ])

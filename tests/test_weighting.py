@@ -12,13 +12,17 @@ d log L / da = 2, d log L / db = 5 / 1.5 = 10/3.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
 
-from baselines.config import WeightingConfig
+from baselines.config import WeightingConfig, load_config
+from baselines.endoarss_family import task_losses
+from baselines.models import build_model
 from baselines.weighting import build_weighting
+from baselines.weighting.base import EPS
 from mtlbench.errors import InputError
 
 TASKS = ("activity", "segmentation")
@@ -270,3 +274,79 @@ def test_single_task(name):
     # EW, UW, DWA: dL/dw = (6, 12); STCH: d log L / dw = (2, 4); DB-MTL: its first average 0.1 (2, 4)
     expected = {"ew": (6.0, 12.0), "uw": (6.0, 12.0), "dwa": (6.0, 12.0), "stch": (2.0, 4.0), "db_mtl": (0.2, 0.4)}[name]
     assert model.shared.weight.grad.squeeze().tolist() == pytest.approx(expected)
+
+
+# DB-MTL's one backward pass per task against the three-pass formulation it replaced
+
+
+def three_pass_db_mtl(method, losses, shared):
+    """DB-MTL's backward as it was: per-task gradients of the shared parameters from the stacked log
+    losses, flattened and balanced, then a backward of their sum for every other parameter, whose
+    shared .grad is replaced."""
+    log_losses = torch.log(method.stack_losses(losses) + EPS)
+    if not shared:
+        log_losses.sum().backward()
+        return method.per_task(torch.ones_like(log_losses))
+    task_gradients = torch.stack([
+        torch.cat([g.reshape(-1) for g in torch.autograd.grad(log_loss, shared, retain_graph=True, materialize_grads=True)])
+        for log_loss in log_losses
+    ])
+    if method.gradient_ema.shape[1] == 0:
+        method.gradient_ema = torch.zeros_like(task_gradients)
+    method.gradient_ema.lerp_(task_gradients.to(method.gradient_ema.dtype), 1 - method.config.beta)
+    norms = method.gradient_ema.norm(dim=1)
+    alpha = norms.max() / (norms + EPS)
+    shared_gradient = alpha @ method.gradient_ema
+    accumulated = [p.grad for p in shared]
+    for p in shared:
+        p.grad = None
+    log_losses.sum().backward()
+    for p, before, gradient in zip(shared, accumulated, shared_gradient.split([p.numel() for p in shared])):
+        gradient = gradient.view_as(p).to(p.dtype)
+        p.grad = gradient if before is None else before + gradient
+    return method.per_task(alpha)
+
+
+def tiny_endoarss(settings: list[str]):
+    """The endoarss preset on a 2-block ViT at 28 px, with B and LayerScale away from their initial
+    zeros and 1e-5 so that every trainable parameter gets a non-trivial gradient."""
+    tiny = ["model.encoder.depth=2", "model.encoder.embed_dim=96", "model.encoder.num_heads=3", "model.encoder.sma.channels=16", "model.head_channels=16"]
+    config = load_config("endoarss", ["model.encoder.variant=vits14", *tiny, *settings])
+    torch.manual_seed(0)
+    model = build_model(config.model, TASKS, 5, 3, (28, 28))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name or name.endswith(".gamma"):
+                parameter.normal_()
+    return model, config.weighting
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        [],  # DV-LoRA and SMA on a frozen backbone
+        ["model.encoder.adapter.tesla=true"],  # task-owned B's in the encoder
+        ["model.encoder.freeze=false", "model.encoder.adapter.kind=none"],  # full fine-tuning
+        ["model.architecture=single_task"],  # nothing shared
+    ],
+)
+def test_db_mtl_gives_the_three_pass_gradients_exactly(settings):
+    model, config = tiny_endoarss(settings)
+    reference_model = copy.deepcopy(model)
+    method, reference_method = build_weighting(config, TASKS), build_weighting(config, TASKS)
+    images = torch.rand(2, 3, 28, 28)
+    batch = {"image": images, "mask": torch.randint(0, 5, (2, 28, 28)), "activity": torch.tensor([0, 2])}
+
+    def losses_of(network):
+        torch.manual_seed(1)  # the heads' dropout draws the same masks for both models
+        return task_losses(network(images), batch, "cpu")
+
+    for _ in range(2):  # the second step accumulates onto the first's .grad and uses the averages
+        alpha = method.backward(losses_of(model), model.shared_parameters())
+        assert alpha == three_pass_db_mtl(reference_method, losses_of(reference_model), reference_model.shared_parameters())
+        for (name, parameter), reference in zip(model.named_parameters(), reference_model.parameters()):
+            assert (parameter.grad is None) == (reference.grad is None), name
+            if parameter.grad is not None:
+                assert torch.equal(parameter.grad, reference.grad), name
+                assert parameter.grad.stride() == reference.grad.stride(), name
+    assert torch.equal(method.gradient_ema, reference_method.gradient_ema)

@@ -24,7 +24,7 @@ from baselines.models.dinov2_vit import (
     DinoVisionTransformer,
     ViTShape,
     detect_architecture,
-    read_dino_state_dict,
+    read_dino_weights,
 )
 from baselines.models.registries import ENCODERS
 from baselines.models.sma import InputSMA, TokenSMA
@@ -50,6 +50,7 @@ class DinoV2Encoder(nn.Module):
         task_specific: bool,
         weights_loaded: bool,
         weights_file: str | None = None,
+        loading_report: dict | None = None,
     ):
         super().__init__()
         self.vit = vit
@@ -61,6 +62,7 @@ class DinoV2Encoder(nn.Module):
         self.task_specific = task_specific
         self.weights_loaded = weights_loaded
         self.weights_file = Path(weights_file) if weights_file else None
+        self.loading_report = loading_report or {}
 
     def forward(self, images: Tensor, task: str | None = None) -> Tensor:
         if self.task_specific:
@@ -106,21 +108,33 @@ def _check_layout(config: EncoderConfig, dim: int, input_size: tuple[int, int]) 
     return rows * (width // PATCH_SIZE)
 
 
-def _build_sma(config: SMAConfig, dim: int) -> tuple[nn.Module, nn.Module]:
+def _build_sma(config: SMAConfig, dim: int, input_size: tuple[int, int]) -> tuple[nn.Module, nn.Module]:
     """(input SMA, token SMA), nn.Identity where not placed."""
-    channels = {"off": None, "input": config.channels, "tokens": dim}[config.placement]
-    if channels is not None and channels % config.groups:
+    if config.placement == "off":
+        return nn.Identity(), nn.Identity()
+    if config.layout == "patches":
+        channels = config.patch_size**2
+        if any(side % config.patch_size for side in input_size):
+            raise InputError("model.encoder.sma.patch_size", f"the patches layout needs input sides divisible by {config.patch_size}, got {input_size[0]}x{input_size[1]}")
+    else:
+        channels = config.channels if config.placement == "input" else dim
+    if channels % config.groups:
         raise InputError("model.encoder.sma.groups", f"{config.groups} groups do not divide the {channels} channels of the {config.placement} SMA")
     if config.placement == "input":
-        return InputSMA(config.channels, config.groups), nn.Identity()
-    if config.placement == "tokens":
-        return nn.Identity(), TokenSMA(dim, config.groups)
-    return nn.Identity(), nn.Identity()
+        sma: nn.Module = InputSMA(config.channels, config.groups, patch_size=config.patch_size if config.layout == "patches" else None)
+        modules = (sma, nn.Identity())
+    else:
+        sma = TokenSMA(dim, config.groups)
+        modules = (nn.Identity(), sma)
+    sma.requires_grad_(config.trainable)
+    return modules
 
 
-def load_weights(vit: DinoVisionTransformer, path: str | Path, prefix: str = "") -> None:
-    """Load an official checkpoint into `vit` (adapted or not); only adapter parameters may be absent from the file."""
-    state_dict = read_dino_state_dict(path, prefix)
+def load_weights(vit: DinoVisionTransformer, path: str | Path, prefix: str = "") -> dict:
+    """Load an official DINOv2 or a Depth Anything checkpoint into `vit` (adapted or not); only
+    adapter parameters may be absent from the file. Returns the loading report (format, keys ignored)."""
+    weights = read_dino_weights(path, prefix)
+    state_dict = weights.state_dict
     architecture = detect_architecture(state_dict, path)
     report = check_keys(vit, state_dict)
     report = dataclasses.replace(report, missing=[key for key in report.missing if not is_adapter_key(key)])
@@ -133,18 +147,18 @@ def load_weights(vit: DinoVisionTransformer, path: str | Path, prefix: str = "")
     # assign: `vit` may live on the meta device; the file's tensors become its parameters, in the model's dtype.
     expected = vit.state_dict()
     vit.load_state_dict({key: value.to(expected[key].dtype) for key, value in state_dict.items()}, strict=False, assign=True)
+    return {"format": weights.source_format, "ignored": weights.ignored}
 
 
 @ENCODERS.register("dinov2")
 def build_dinov2_encoder(config: EncoderConfig, tasks: tuple[str, ...], input_size: tuple[int, int]) -> DinoV2Encoder:
     shape, registers = _vit_shape(config)
     out_channels = _check_layout(config, shape.dim, input_size)
-    input_sma, token_sma = _build_sma(config.sma, shape.dim)
+    input_sma, token_sma = _build_sma(config.sma, shape.dim, input_size)
     # With a checkpoint, build on the meta device: a random initialisation (minutes for a giant on CPU) would be overwritten.
     with torch.device("meta") if config.weights else contextlib.nullcontext():
         vit = DinoVisionTransformer(shape.depth, shape.dim, shape.heads, swiglu=shape.swiglu, registers=registers)
-    if config.weights:
-        load_weights(vit, config.weights, config.weights_prefix)
+    loading_report = load_weights(vit, config.weights, config.weights_prefix) if config.weights else {}
     apply_adapters(vit, config.adapter, tasks)  # after loading, so the adapters are created on the weights' device
     if config.freeze:
         for name, parameter in vit.named_parameters():
@@ -159,4 +173,5 @@ def build_dinov2_encoder(config: EncoderConfig, tasks: tuple[str, ...], input_si
         task_specific=config.adapter.tesla,
         weights_loaded=bool(config.weights),
         weights_file=config.weights,
+        loading_report=loading_report,
     )

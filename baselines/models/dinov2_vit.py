@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mtlbench.checkpoints import check_keys, read_state_dict
+from baselines.models.depth_anything import ENCODER_PREFIX, is_depth_anything, split_encoder
+from mtlbench.checkpoints import check_keys, read_state_dict, select_prefix
 from mtlbench.errors import InputError
 
 PATCH_SIZE = 14
@@ -193,9 +194,25 @@ def flatten_chunked_blocks(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return {_CHUNKED_BLOCK.sub(r"blocks.\1.", key): value for key, value in state_dict.items()}
 
 
+class DinoWeights(NamedTuple):
+    state_dict: dict[str, Tensor]  # the encoder's tensors under the official names
+    source_format: str  # "dinov2" or "depth-anything"
+    ignored: list[str]  # keys of the file deliberately not loaded (Depth Anything's depth head)
+
+
+def read_dino_weights(path: str | Path, prefix: str = "") -> DinoWeights:
+    """A DINOv2 encoder's tensors from an official checkpoint (`prefix` stripped, chunked blocks
+    flattened) or from a Depth Anything file, recognised by its keys (its own prefix needs no option)."""
+    state_dict = read_state_dict(path)
+    if prefix in ("", ENCODER_PREFIX) and is_depth_anything(state_dict):
+        encoder, ignored = split_encoder(state_dict, path)
+        return DinoWeights(flatten_chunked_blocks(encoder), "depth-anything", ignored)
+    return DinoWeights(flatten_chunked_blocks(select_prefix(state_dict, prefix, path)), "dinov2", [])
+
+
 def read_dino_state_dict(path: str | Path, prefix: str = "") -> dict[str, Tensor]:
-    """A DINOv2 checkpoint's tensors, prefix stripped, chunked blocks flattened."""
-    return flatten_chunked_blocks(read_state_dict(path, prefix))
+    """The encoder tensors of read_dino_weights."""
+    return read_dino_weights(path, prefix).state_dict
 
 
 def detect_architecture(state_dict: dict[str, Tensor], where: str | Path = "state dict") -> Architecture:
@@ -225,7 +242,8 @@ def register_count(state_dict: dict[str, Tensor]) -> int:
 
 def inspect_weights(path: str | Path, prefix: str = "") -> dict:
     """What `mtlbench weights inspect` prints: the detected architecture and whether the file loads exactly."""
-    state_dict = read_dino_state_dict(path, prefix)
+    weights = read_dino_weights(path, prefix)
+    state_dict = weights.state_dict
     architecture = detect_architecture(state_dict, path)
     # On the meta device: only the shapes matter, and a giant model would cost gigabytes to allocate.
     with torch.device("meta"):
@@ -239,6 +257,8 @@ def inspect_weights(path: str | Path, prefix: str = "") -> dict:
     report = check_keys(model, state_dict)
     return {
         "file": str(path),
+        "format": weights.source_format,
+        "ignored": weights.ignored,
         "architecture": architecture._asdict(),
         "parameters": sum(value.numel() for value in state_dict.values()),
         "tensors": len(state_dict),

@@ -25,16 +25,21 @@ def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, dilation
 
 
 class ImagePooling(nn.Module):
-    """ASPP's global context branch: average pool, 1x1 conv, ReLU, broadcast back to the map.
+    """ASPP's global context branch: average pool, 1x1 conv, (BatchNorm), ReLU, broadcast back to the map.
 
-    No BatchNorm here, unlike the other branches: its input is 1x1, so in training mode BatchNorm
-    would normalise over the batch alone (an error with batch 1, noise with small batches). The
-    conv has a bias instead, as in DeepLab implementations that drop the normalisation there.
+    Without BatchNorm by default, unlike the other branches: its input is 1x1, so in training
+    mode BatchNorm would normalise over the batch alone (an error with batch 1, noise with small
+    batches). The conv has a bias instead, as in DeepLab implementations that drop the
+    normalisation there. `batchnorm` gives the release's (and torchvision's) branch: a bias-free
+    conv, BatchNorm and ReLU; in eval mode the two are the same function once BN is folded.
     """
 
-    def __init__(self, in_channels: int, channels: int):
+    def __init__(self, in_channels: int, channels: int, batchnorm: bool = False):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, channels, 1)
+        if batchnorm:
+            self.conv = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        else:
+            self.conv = nn.Conv2d(in_channels, channels, 1)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -43,16 +48,25 @@ class ImagePooling(nn.Module):
 
 
 class ASPPHead(nn.Module):
-    """DeepLab ASPP, then 3x3 conv, BN, ReLU and a 1x1 classifier; logits upsampled to output_size."""
+    """DeepLab ASPP, then 3x3 conv, BN, ReLU and a 1x1 classifier; logits upsampled to output_size
+    (bilinear, with `align_corners` as configured: the release uses True)."""
 
     def __init__(
-        self, in_channels: int, num_classes: int, channels: int = 256, rates: Sequence[int] = (12, 24, 36), dropout: float = 0.5
+        self,
+        in_channels: int,
+        num_classes: int,
+        channels: int = 256,
+        rates: Sequence[int] = (12, 24, 36),
+        dropout: float = 0.5,
+        pooling_batchnorm: bool = False,
+        align_corners: bool = False,
     ):
         super().__init__()
+        self.align_corners = align_corners
         self.branches = nn.ModuleList(
             [conv_bn_relu(in_channels, channels, 1)]
             + [conv_bn_relu(in_channels, channels, 3, dilation=rate) for rate in rates]
-            + [ImagePooling(in_channels, channels)]
+            + [ImagePooling(in_channels, channels, pooling_batchnorm)]
         )
         self.project = nn.Sequential(conv_bn_relu(channels * len(self.branches), channels, 1), nn.Dropout(dropout))
         self.refine = conv_bn_relu(channels, channels, 3)
@@ -61,7 +75,7 @@ class ASPPHead(nn.Module):
     def forward(self, features: torch.Tensor, output_size: Sequence[int]) -> torch.Tensor:
         x = self.project(torch.cat([branch(features) for branch in self.branches], dim=1))
         logits = self.classifier(self.refine(x))
-        return F.interpolate(logits, size=tuple(output_size), mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=tuple(output_size), mode="bilinear", align_corners=self.align_corners)
 
 
 class ClassificationHead(nn.Module):
@@ -93,5 +107,8 @@ def build_task_heads(
         if task == "activity":
             heads[task] = ClassificationHead(in_channels, num_activities, config.head_channels)
         else:
-            heads[task] = ASPPHead(in_channels, num_classes, config.head_channels, config.aspp_rates, config.dropout)
+            heads[task] = ASPPHead(
+                in_channels, num_classes, config.head_channels, config.aspp_rates, config.dropout,
+                pooling_batchnorm=config.aspp_pooling_batchnorm, align_corners=config.align_corners,
+            )
     return nn.ModuleDict(heads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.config import ModelConfig
@@ -15,16 +16,24 @@ TASK_OWNED_PARAMETER = "lora_B"
 
 
 class HardParameterSharing(nn.Module):
-    """forward(images) -> {task: logits}: activity (B, A), segmentation (B, K, H, W) at the input size."""
+    """forward(images) -> {task: logits}: activity (B, A), segmentation (B, K, H, W) at the size of `images`.
 
-    def __init__(self, encoder: nn.Module, heads: nn.ModuleDict):
+    Images of another size than the encoder's `input_size` are resized to it bilinearly first (the
+    release loads 244 px frames and resizes them to 224 in the model, with align_corners=True).
+    """
+
+    def __init__(self, encoder: nn.Module, heads: nn.ModuleDict, input_size: tuple[int, int], align_corners: bool = False):
         super().__init__()
         self.encoder = encoder
         self.heads = heads
         self.tasks = tuple(heads)
+        self.input_size = tuple(input_size)
+        self.align_corners = align_corners
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         size = images.shape[-2:]
+        if tuple(size) != self.input_size:
+            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=self.align_corners)
         if self.encoder.task_specific:
             return {task: head(self.encoder(images, task=task), size) for task, head in self.heads.items()}
         features = self.encoder(images)
@@ -45,4 +54,4 @@ def build_hps(
 ) -> HardParameterSharing:
     encoder = ENCODERS.get(config.encoder.name)(config.encoder, tuple(tasks), input_size)
     heads = build_task_heads(config, tasks, encoder.out_channels, num_classes, num_activities)
-    return HardParameterSharing(encoder, heads)
+    return HardParameterSharing(encoder, heads, input_size, config.align_corners)

@@ -2,8 +2,8 @@
 
 EMA is Efficient Multi-scale Attention (Ouyang et al., ICASSP 2023). The EndoARSS release wraps
 it in a MobileViT-style block on the image before the patch embedding (`InputSMA`); placing it on
-the ViT's patch-token map (`TokenSMA`) is the other reading of the paper. Both are trained here
-(the release leaves them frozen at random init by accident).
+the ViT's patch-token map (`TokenSMA`) is the other reading of the paper. Both are trained by
+default (the release leaves its block frozen at random init, by accident: model.encoder.sma.trainable).
 """
 
 from __future__ import annotations
@@ -50,26 +50,57 @@ class EfficientMultiScaleAttention(nn.Module):
         return (grouped * weights.sigmoid()).reshape(b, c, h, w)
 
 
+def to_patch_planes(feature_map: Tensor, patch_size: int) -> Tensor:
+    """(B, D, H, W) -> (B, p*p, (H/p)*(W/p), D): channel k is position (k // p, k % p) inside each
+    p x p patch, rows run over the patches (row-major), columns over the D features. The
+    release's MobileViT unfolding, 'bs dim (nh ph) (nw pw) -> bs (ph pw) (nh nw) dim'."""
+    b, d, h, w = feature_map.shape
+    p = patch_size
+    patches = feature_map.reshape(b, d, h // p, p, w // p, p).permute(0, 3, 5, 2, 4, 1)
+    return patches.reshape(b, p * p, (h // p) * (w // p), d)
+
+
+def from_patch_planes(planes: Tensor, patch_size: int, height: int, width: int) -> Tensor:
+    """The inverse of to_patch_planes: (B, p*p, (H/p)*(W/p), D) -> (B, D, H, W)."""
+    b, _, _, d = planes.shape
+    p = patch_size
+    patches = planes.reshape(b, p, p, height // p, width // p, d).permute(0, 5, 3, 1, 4, 2)
+    return patches.reshape(b, d, height, width)
+
+
 class InputSMA(nn.Module):
     """The release's MobileViT-style block on the image: output has the image's shape.
 
     3x3 conv, 1x1 conv to `channels`, EMA, 1x1 conv back to the image channels, concatenation
-    with the image, 3x3 conv back to the image channels. The release unfolds the map into 7x7
-    patches around EMA and folds it back; we apply EMA to the whole map instead, so its height
-    and width pooling spans the image rather than strided sub-grids (the spatially-aware reading).
+    with the image, 3x3 conv back to the image channels. With `patch_size` (the release's layout)
+    EMA sees the map unfolded into patch_size x patch_size patches: patch_size**2 channels (the
+    positions in a patch) over (patch index, feature) planes, so it pools across features and
+    patches rather than across the image. Without it (the default) EMA runs on the whole
+    (channels, H, W) map, so its height and width pooling spans the image (the spatially-aware
+    reading). The release's block also builds a transformer branch that its forward never calls;
+    it is left out.
     """
 
-    def __init__(self, channels: int, groups: int, image_channels: int = 3):
+    def __init__(self, channels: int, groups: int, image_channels: int = 3, patch_size: int | None = None):
         super().__init__()
+        self.patch_size = patch_size
         self.local = nn.Conv2d(image_channels, image_channels, kernel_size=3, padding=1)
         self.expand = nn.Conv2d(image_channels, channels, kernel_size=1)
-        self.attention = EfficientMultiScaleAttention(channels, groups)
+        self.attention = EfficientMultiScaleAttention(channels if patch_size is None else patch_size**2, groups)
         self.project = nn.Conv2d(channels, image_channels, kernel_size=1)
         self.fuse = nn.Conv2d(2 * image_channels, image_channels, kernel_size=3, padding=1)
 
     def forward(self, images: Tensor) -> Tensor:
-        attended = self.project(self.attention(self.expand(self.local(images))))
-        return self.fuse(torch.cat([images, attended], dim=1))
+        expanded = self.expand(self.local(images))
+        if self.patch_size is None:
+            attended = self.attention(expanded)
+        else:
+            height, width = expanded.shape[-2:]
+            if height % self.patch_size or width % self.patch_size:
+                raise ValueError(f"the patches layout needs sides divisible by {self.patch_size}, got {height}x{width}")
+            planes = self.attention(to_patch_planes(expanded, self.patch_size))
+            attended = from_patch_planes(planes, self.patch_size, height, width)
+        return self.fuse(torch.cat([images, self.project(attended)], dim=1))
 
 
 class TokenSMA(nn.Module):

@@ -10,6 +10,7 @@ cosine, which needs a second model, is left to the final evaluation.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -38,6 +39,10 @@ class VisionLanguageFamily(Family):
         super().__init__(config, card, resolve_tasks(config, card, SUPPORTED[config.model.architecture]))
         if config.data.augment:
             raise InputError("data.augment", "the vision-language runners do not augment (flips swap the anatomy the texts name): set it false")
+        data = config.data
+        for name, value, default in (("load_size", data.load_size, None), ("resize", data.resize, "antialias"), ("cache", data.cache, False), ("drop_last", data.drop_last, False)):
+            if value != default:
+                raise InputError(f"data.{name}", f"the vision-language runners load frames at data.input_size without it: set it to {json.dumps(default)}")
         self.task_list = tuple(card.task(name) for name in self.tasks)
         train = card.split("train")
         self.vocabulary = self._vocabulary(train)
@@ -82,9 +87,9 @@ class VisionLanguageFamily(Family):
         factory = VL_ARCHITECTURES.get(self.config.model.architecture, "model.architecture")
         return factory(self.config, self.task_list, self.vocabulary, tuple(self.config.data.input_size))
 
-    def train_loader(self, epoch: int, distributed: bool):
+    def train_loader(self, epoch: int, runtime):
         data = self.config.data
-        return vl_training_loader(self.train_view, self.collate, data.batch_size, data.workers, self.config.train.seed, epoch, distributed)
+        return vl_training_loader(self.train_view, self.collate, data.batch_size, data.workers, self.config.train.seed, epoch, runtime.distributed)
 
     def losses(self, model, batch: dict, runtime) -> dict[str, torch.Tensor]:
         device = runtime.device

@@ -6,10 +6,13 @@ mu * log sum_t exp(log(L_t / z_t) / mu), a smooth maximum of the log loss ratios
 max_t log(L_t / z_t) as mu -> 0. Its gradient is sum_t p_t grad log L_t with p = softmax_t(log(L_t /
 z_t) / mu); p (1 for every task during the warm-up) is what `backward` reports.
 
-Differences from the release (LibMTL's STCH): there the warm-up lasts one epoch longer (its
-nadir is the mean of epoch `warmup_epoch`, so its warmup_epoch=4 is warmup_epochs=5 here), the
-smooth maximum is multiplied by the number of tasks, and its log guard is 1e-20 rather than
-EPS. The nadir comes from the trainer's epoch means, so no accumulator is needed here.
+Differences from the release (LibMTL's STCH): there the warm-up lasts one epoch longer (it is
+still warming up in the epoch whose index equals warmup_epoch, and its nadir is that epoch's
+mean, so its warmup_epoch=4 is warmup_epochs=5 here), the smooth maximum is multiplied by the
+number of tasks (`scale_by_task_count`, which scales the gradient and the reported weights),
+and its log guard is 1e-20 rather than EPS. The release's objective also omits the max it
+subtracts for stability, a constant that changes its printed value but not its gradient. The
+nadir comes from the trainer's epoch means, so no accumulator is needed here.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ class SmoothTchebycheff(LossWeighting):
         if self.warming_up:
             return log_losses.sum(), torch.ones_like(losses)
         scaled = (log_losses - torch.log(self.nadir.to(losses.dtype))) / self.config.mu
+        factor = len(self.tasks) if self.config.scale_by_task_count else 1
         # logsumexp subtracts the max before exponentiating.
-        return self.config.mu * torch.logsumexp(scaled, dim=0), torch.softmax(scaled.detach(), dim=0)
+        return factor * self.config.mu * torch.logsumexp(scaled, dim=0), factor * torch.softmax(scaled.detach(), dim=0)
 
     def epoch_end(self, epoch: int, mean_losses: dict[str, float]) -> None:
         if epoch == self.config.warmup_epochs - 1:

@@ -14,7 +14,7 @@ from mtlbench.cli.common import Command, console, err_console, flag, new_app, re
 from mtlbench.errors import InputError
 from mtlbench.progress import rich_progress
 
-weights_app = new_app(help="Inspect pretrained weights: DINOv2, EndoViT, GPT-2 files and BERT folders.", no_args_is_help=True)
+weights_app = new_app(help="Inspect pretrained weights: DINOv2, Depth Anything, EndoViT, GPT-2 files and BERT folders.", no_args_is_help=True)
 
 
 def run_baseline(
@@ -23,7 +23,7 @@ def run_baseline(
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="A built dataset folder. Required, except with --list."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder to create. Required, except with --resume or --list."),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Image-encoder checkpoint (local file); without it the image encoder is random."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Image-encoder checkpoint (local file: DINOv2, Depth Anything, EndoViT, ResNet-50); without it the image encoder is random."),
     overwrite: bool = flag("--overwrite", "Replace an existing run folder."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     ignore_fingerprint: bool = flag("--ignore-fingerprint", "With --resume: continue a checkpoint trained on another dataset."),
@@ -76,9 +76,9 @@ def run_baseline(
 
 @weights_app.command("inspect", cls=Command)
 def inspect(
-    path: Path = typer.Argument(..., help="A DINOv2, EndoViT or GPT-2 weights file, or a Hugging Face BERT or GPT-2 folder."),
-    prefix: str = typer.Option("", "--prefix", help="DINOv2: key prefix to strip (e.g. 'pretrained.')."),
-    weights_format: str = typer.Option("auto", "--format", help="auto, dinov2, endovit, gpt2 or bert."),
+    path: Path = typer.Argument(..., help="A DINOv2, Depth Anything, EndoViT or GPT-2 weights file, or a Hugging Face BERT or GPT-2 folder."),
+    prefix: str = typer.Option("", "--prefix", help="DINOv2: key prefix to strip (Depth Anything's 'pretrained.' needs none)."),
+    weights_format: str = typer.Option("auto", "--format", help="auto, dinov2, depth-anything, endovit, gpt2 or bert."),
 ) -> None:
     """Report the detected format and architecture and any missing or unexpected keys; exit 1 unless it loads exactly."""
     from baselines.weights_formats import FORMATS, inspect as inspect_weights
