@@ -11,6 +11,7 @@ a checkpoint keeps it, to be continued with --resume.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import shutil
 import subprocess
@@ -36,10 +37,9 @@ from mtlbench.evaluation.robustness_plot import robustness_plot
 from mtlbench.jsonio import read_json, write_json
 from mtlbench.outputs import check_output_folder, sha256_file
 from mtlbench.progress import ProgressFn, silent
+from mtlbench.run_record import CONFIG_FILE, SELECTION_SPLIT, config_sha256, write_run_record
 from mtlbench.sources.corrupted import CLEAN
 
-CONFIG_FILE = "config.json"
-RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 PREDICTIONS = "predictions"
 PLOTS = "plots"
@@ -86,6 +86,13 @@ def pretrained(model: torch.nn.Module, config: RunConfig) -> list[dict] | None:
 def _key_families(keys: list[str]) -> str:
     """'depth_head.*, decoder_embed.*': the first name parts of the keys, in order of appearance."""
     return ", ".join(dict.fromkeys(f"{key.split('.')[0]}.*" for key in keys))
+
+
+def _device_name(device: torch.device) -> str:
+    """What the leaderboards show as hardware: the GPU's name, or the CPU's architecture and cores."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
 def git_commit() -> dict:
@@ -248,16 +255,21 @@ def _finish(config, card, family, model, runtime, run_dir, state, counts, weight
     results = _predict_and_score(config, card, family, model, runtime, run_dir, counts, weights)
     write_plots(results, card.tasks, run_dir / PLOTS)
     record = {
+        "method": f"mtlbench-baseline/{config.preset}",
         "preset": config.preset,
+        "config_sha256": config_sha256(config.to_dict()),
         "command": sys.argv,
         "git": git_commit(),
         "mtlbench_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "dataset": {"name": card.name, "version": card.meta["version"], "fingerprint": card.fingerprint},
+        "dataset": {
+            "name": card.name, "version": card.meta["version"], "fingerprint": card.fingerprint,
+            "tasks": {task.name: task.kind for task in card.tasks},
+        },
         "seed": config.train.seed,
         "device": str(runtime.device),
-        "device_name": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": _device_name(runtime.device),
         "world_size": runtime.world_size,
         "final_weights_sha256_per_rank": digests,
         "wall_time_seconds": round(time.perf_counter() - started, 2),
@@ -265,6 +277,7 @@ def _finish(config, card, family, model, runtime, run_dir, state, counts, weight
         "epochs": config.train.epochs,
         "best_epoch": state.best_epoch,
         "selection": config.train.selection,
+        "selection_split": SELECTION_SPLIT,
         "best_validation_score": state.best_score,
         "parameters": counts,
         **family.description(),
@@ -272,5 +285,5 @@ def _finish(config, card, family, model, runtime, run_dir, state, counts, weight
         "comparable": weights is not None,
         **({"warning": NOT_COMPARABLE} if weights is None else {}),
     }
-    write_json(run_dir / RUN_FILE, record)
+    write_run_record(run_dir, record)
     return results

@@ -130,10 +130,23 @@ def simple_mask(height: int = 8, width: int = 10, classes: tuple[int, ...] = (0,
     return mask
 
 
+# A one-block ViT of width 24 on 28x28 inputs: endoarss-tiny overrides for runs of seconds.
+TINY_RUN = [
+    "model.encoder.depth=1", "model.encoder.embed_dim=24", "model.encoder.num_heads=2", "model.head_channels=8",
+    "model.encoder.sma.groups=2", "model.aspp_rates=[1,2,3]", "data.input_size=[28,28]", "data.batch_size=4",
+    "data.eval_batch_size=4", "train.epochs=2",
+]
+
+
 @pytest.fixture
 def endovis_source(tmp_path: Path) -> Path:
     """Three sequences in two release folders (train 2, val 15, test 1) plus seq 13 without VQA."""
-    root = tmp_path / "endovis"
+    return write_endovis_source(tmp_path)
+
+
+def write_endovis_source(folder: Path) -> Path:
+    """The endovis_source fixture's source, written under `folder` (for fixtures of a wider scope)."""
+    root = folder / "endovis"
     release_1 = root / "miccai_challenge_2018_release_1"
     release_4 = root / "miccai_challenge_release_4"
     for number, release in ((1, release_1), (2, release_1), (13, release_4), (15, release_4)):

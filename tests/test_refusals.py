@@ -22,17 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_qa, write_sequence
+from conftest import TINY_RUN, write_qa, write_sequence
 from PIL import Image
 
 from mtlbench.metrics.confusion import LabelRangeError, frame_confusion
 
 MEMORY_LIMIT = 6 * 2**30  # address space of a command; torch maps about 1.5 GiB of it
-TINY_RUN = [
-    "model.encoder.depth=1", "model.encoder.embed_dim=24", "model.encoder.num_heads=2", "model.head_channels=8",
-    "model.encoder.sma.groups=2", "model.aspp_rates=[1,2,3]", "data.input_size=[28,28]", "data.batch_size=4",
-    "data.eval_batch_size=4", "train.epochs=2",
-]
 
 
 def _limits(file_size: int | None):

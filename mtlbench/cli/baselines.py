@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mtlbench.cli.common import Command, console, err_console, flag, new_app, required, state
+from mtlbench.cli.common import Command, console, err_console, flag, int_list, new_app, required, state
 from mtlbench.errors import InputError
 from mtlbench.progress import rich_progress
 
@@ -30,6 +30,7 @@ def run_baseline(
     stop_after_epoch: Optional[int] = typer.Option(None, "--stop-after-epoch", min=1, help="Stop after this epoch (continue later with --resume)."),
     list_presets: bool = flag("--list", "List the presets and exit."),
     gen: Optional[Path] = typer.Option(None, "--gen", help="Also predict and score this robustness set (build-dataset mtlendovis-gen)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds: one run per seed into RUN_DIR/seed-N, in turn; finished seeds are skipped and started ones continued."),
 ) -> None:
     """Train a reference model, select it on val, predict and score the test split."""
     from baselines.config import load_config, preset_description, preset_names
@@ -44,6 +45,9 @@ def run_baseline(
         return
     from baselines.run import resumed_config, run_baseline as run
 
+    if seeds is not None:
+        _run_seeds(ctx, preset, dataset, out, overrides, weights, overwrite, resume, stop_after_epoch, gen, int_list(seeds, "--seeds"))
+        return
     if resume is not None:
         if preset or overrides or weights or out or overwrite:
             raise InputError("--resume", "continues a run with its saved configuration in its folder: give no preset, --set, --weights, --out or --overwrite")
@@ -72,6 +76,24 @@ def run_baseline(
         if "gen" in results:
             print_robustness(results["gen"]["robustness"], console)
         console.print(f"run folder: {escape(str(out))} (plots in {escape(str(Path(out) / 'plots'))})", highlight=False)
+
+
+def _run_seeds(ctx, preset, dataset, out, overrides, weights, overwrite, resume, stop_after_epoch, gen, seeds) -> None:
+    from baselines.seeds import plan_seeds, run_seeds
+
+    if resume is not None or stop_after_epoch is not None:
+        raise InputError("--seeds", "continues started seeds by itself: give no --resume or --stop-after-epoch")
+    if preset is None or out is None:
+        raise InputError("run-baseline", "give a preset and --out RUN_DIR with --seeds")
+    dataset = required(dataset, "--dataset", "except with --list")
+    extra = [f"model.encoder.weights={json.dumps(str(weights))}"] if weights else []
+    plans = plan_seeds(preset, list(overrides or []) + extra, out, seeds, overwrite)
+    quiet = state(ctx).quiet
+    say = (lambda message: None) if quiet else (lambda message: console.print(message, highlight=False))
+    with rich_progress(err_console, quiet) as progress:
+        run_seeds(plans, dataset, overwrite=overwrite, gen=gen, progress=progress, say=say)
+    if not quiet:
+        console.print(f"{len(plans)} seed(s) in {escape(str(out))}; add them to a board with: mtlbench leaderboard add {escape(str(out))} --board NAME", highlight=False)
 
 
 @weights_app.command("inspect", cls=Command)
