@@ -55,6 +55,13 @@ demo: install
 	$(BIN)/mtlbench evaluate $(DEMO)/fess-constant --dataset $(DEMO)/ent-fess --split test --out $(DEMO)/fess-constant-results.json
 	$(BIN)/mtlbench run-baseline vlm-tiny --dataset $(DEMO)/ent-fess --out $(DEMO)/runs/vlm-tiny --overwrite
 	$(BIN)/python scripts/vlm_demo_table.py $(DEMO)/runs/vlm-tiny/results.json $(DEMO)/fess-constant-results.json
+	# Demo boards: one seed each (what fits the demo's time), so --allow-fewer-seeds; random backbones, so --demo.
+	rm -rf $(DEMO)/leaderboards
+	$(BIN)/mtlbench leaderboard add $(DEMO)/runs/endoarss-tiny --board demo-mtlendovis --boards-dir $(DEMO)/leaderboards \
+		--new --demo --allow-fewer-seeds --title "Demo: MTLEndovis (synthetic sources)"
+	$(BIN)/mtlbench leaderboard add $(DEMO)/runs/vlm-tiny --board demo-ent-fess --boards-dir $(DEMO)/leaderboards \
+		--new --demo --allow-fewer-seeds --title "Demo: ENT-FESS (synthetic sources)"
+	$(BIN)/mtlbench leaderboard render --boards-dir $(DEMO)/leaderboards
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from mtlbench import __version__
-from mtlbench.cli import baselines, build, datasets, demo, evaluate, robustness
+from mtlbench.cli import baselines, build, datasets, demo, evaluate, leaderboard, robustness, sweep
 from mtlbench.cli.common import QUIET_FLAGS, State, err_console, new_app
 from mtlbench.errors import InputError
 
@@ -50,6 +50,8 @@ demo.register(app)
 evaluate.register(app)
 baselines.register(app)
 robustness.register(app)
+leaderboard.register(app)
+sweep.register(app)
 
 
 class Terminated(KeyboardInterrupt):
