@@ -35,7 +35,7 @@ demo: install
 	$(BIN)/mtlbench evaluate --write-dummy $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test --kind random --overwrite
 	$(BIN)/mtlbench evaluate $(DEMO)/dummy-submission --dataset $(DEMO)/mtlendovis --split test \
 		--out $(DEMO)/dummy-results.json --plots $(DEMO)/dummy-plots --workers 2
-	$(BIN)/mtlbench build-dataset mtlendovis-gen --base $(DEMO)/mtlendovis --out $(DEMO)/mtlendovis-gen --frames 24 \
+	$(BIN)/mtlbench build-dataset mtlendovis-gen --base $(DEMO)/mtlendovis --out $(DEMO)/mtlendovis-gen --frames 12 \
 		--include-clean --workers 2 --overwrite
 	$(BIN)/mtlbench build-dataset ent-fess --source $(DEMO)/sources/ent-fess --out $(DEMO)/ent-fess --export hf --workers 2 --overwrite
 	$(BIN)/mtlbench build-dataset pitvqa --source $(DEMO)/sources/pitvqa --out $(DEMO)/pitvqa --workers 2 --overwrite

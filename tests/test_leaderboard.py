@@ -202,10 +202,10 @@ def test_a_submission_from_outside_goes_through_the_same_validation(trained, tmp
         folder.mkdir(parents=True)
         shutil.copyfile(trained["runs"] / f"seed-{seed}" / "run.json", folder / "run.json")
         shutil.copytree(trained["runs"] / f"seed-{seed}" / "predictions", folder / "predictions")
-    with zipfile.ZipFile(tmp_path / "seed-2.zip", "w") as archive:  # one seed as a zip
+    with zipfile.ZipFile(tmp_path / "seed-2.zip", "w") as archive:  # one seed as a predictions zip with its run.json
         archive.write(outside / "seed-2" / "run.json", "run.json")
         for path in sorted((outside / "seed-2" / "predictions").rglob("*")):
-            archive.write(path, f"predictions/{path.relative_to(outside / 'seed-2' / 'predictions')}")
+            archive.write(path, str(path.relative_to(outside / "seed-2" / "predictions")))
     shutil.rmtree(outside / "seed-2")
     sources = [outside / "seed-0", outside / "seed-1", tmp_path / "seed-2.zip"]
     refuse(sources, options(tmp_path, new=True, demo=True), "give --dataset")

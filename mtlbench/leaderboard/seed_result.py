@@ -2,9 +2,9 @@
 when it scored a robustness set, those results too.
 
 Two sources give a seed: a run folder of `mtlbench run-baseline` (run.json, results.json,
-plots/, gen/), and a submission from outside: a folder or zip holding run.json (the same record,
-docs/format-run.md) and predictions/ (docs/format-submission.md), which is scored here by the
-standard evaluator on the dataset given, so that both pass through the same checks.
+plots/, gen/), and a submission from outside (the same record, docs/format-run.md, with its
+predictions, docs/format-submission.md), which is scored here by the standard evaluator on the
+dataset given, so that both pass through the same checks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from mtlbench.dataset.manifest import DatasetCard
 from mtlbench.errors import InputError
 from mtlbench.evaluation.results_file import load_results
-from mtlbench.jsonio import read_json
+from mtlbench.jsonio import parse_json, read_json
 from mtlbench.metrics.multitask import DELTA_METRICS
 from mtlbench.metrics.robustness import ROBUSTNESS_METRICS
 from mtlbench.run_record import CONFIG_FILE, RUN_FILE, check_run_record, read_run_record
@@ -28,6 +28,7 @@ GEN = "gen"
 PREDICTIONS = "predictions"
 SEED_PREFIX = "seed-"
 TEST_SPLIT = "test"
+MAX_RECORD_BYTES = 1 << 20
 
 # What each seed's provenance keeps from its run record (docs/format-run.md).
 PROVENANCE_FIELDS = (
@@ -129,7 +130,11 @@ def is_submission(path: Path) -> bool:
 
 
 def read_submission(path: Path, card: DatasetCard | None, scratch: Path, *, workers: int = 1, bootstrap: int = 1000) -> SeedResult:
-    """Score a submission from outside on `card`'s test split; its pictures are drawn into `scratch`."""
+    """Score a submission from outside on `card`'s test split; its pictures are drawn into `scratch`.
+
+    A folder holds run.json and predictions/ (or predictions.zip); a zip is a predictions zip of the
+    submission format with run.json at its root, read by the evaluator's own zip reader (which
+    skips run.json and bounds what it extracts)."""
     from mtlbench.evaluation.evaluate import evaluate
     from mtlbench.evaluation.plot_results import write_plots
 
@@ -137,36 +142,32 @@ def read_submission(path: Path, card: DatasetCard | None, scratch: Path, *, work
     if card is None:
         raise InputError(path, "a submission from outside is scored at add time: give --dataset DIR (the dataset it predicts)")
     if path.is_file():
-        folder = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch))
-        _extract_submission(path, folder)
+        where, record, predictions = f"{path}:{RUN_FILE}", _zipped_record(path), path
     else:
-        folder = path
-    where = path / RUN_FILE if path.is_dir() else f"{path}:{RUN_FILE}"
-    missing = "no run.json: a submission from outside carries its run record (docs/format-run.md)"
-    record = check_run_record(read_json(folder / RUN_FILE, missing=missing), where)
+        where = path / RUN_FILE
+        record = read_json(where, missing="no run.json: a submission from outside carries its run record (docs/format-run.md)")
+        predictions = path / PREDICTIONS if (path / PREDICTIONS).exists() else path / f"{PREDICTIONS}.zip"
+    record = check_run_record(record, where)
     record = {**record, "dataset": {**record["dataset"], "tasks": {task.name: task.kind for task in card.tasks}}}
     if record["dataset"]["fingerprint"] != card.fingerprint:
-        raise InputError(path, f"run.json names dataset fingerprint {record['dataset']['fingerprint']}, not that of --dataset ({card.fingerprint})")
-    predictions = folder / PREDICTIONS
-    if not predictions.exists() and (folder / f"{PREDICTIONS}.zip").is_file():
-        predictions = folder / f"{PREDICTIONS}.zip"
+        raise InputError(where, f"names dataset fingerprint {record['dataset']['fingerprint']}, not that of --dataset ({card.fingerprint})")
     results = evaluate(predictions, card, TEST_SPLIT, seed=record["seed"], workers=workers, bootstrap=bootstrap)
     plots = Path(tempfile.mkdtemp(prefix="plots-", dir=scratch))
     pictures = write_plots(results, card.tasks, plots)
     return SeedResult(record["seed"], str(path), record, results, None, sorted(pictures))
 
 
-def _extract_submission(zip_path: Path, folder: Path) -> None:
-    """run.json and predictions/ (or predictions.zip) of a submission zip, and nothing else."""
+def _zipped_record(zip_path: Path) -> dict:
+    """run.json at the root of a submission zip, read without extracting anything."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            names = archive.namelist()
-            wanted = [name for name in names if name == RUN_FILE or name == f"{PREDICTIONS}.zip" or name.startswith(f"{PREDICTIONS}/")]
-            if RUN_FILE not in names:
-                raise InputError(zip_path, f"no {RUN_FILE} at the zip's root (docs/format-run.md)")
-            for name in wanted:
-                if ".." in Path(name).parts or name.startswith("/"):
-                    raise InputError(zip_path, f"unsafe path in the zip: {name}")
-            archive.extractall(folder, members=wanted)
-    except zipfile.BadZipFile:
-        raise InputError(zip_path, "not a valid zip file") from None
+            try:
+                info = archive.getinfo(RUN_FILE)
+            except KeyError:
+                raise InputError(zip_path, f"no {RUN_FILE} at the zip's root (docs/format-run.md)") from None
+            if info.file_size > MAX_RECORD_BYTES:
+                raise InputError(zip_path, f"{RUN_FILE} declares {info.file_size} bytes, more than a run record can need ({MAX_RECORD_BYTES})")
+            text = archive.read(info).decode("utf-8")
+    except (zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise InputError(zip_path, f"{RUN_FILE} cannot be read ({error})") from None
+    return parse_json(text, f"{zip_path}:{RUN_FILE}")
