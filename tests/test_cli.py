@@ -84,6 +84,8 @@ def test_help_pages(command):
     assert result.returncode == 0 and "Usage" in result.stdout
 
 
+# Slow (90 s on the 2-core machine): `make demo` runs the same chain, and each step has its own fast test.
+@pytest.mark.slow
 def test_demo_pipeline_as_make_demo_runs_it(tmp_path: Path):
     sources = tmp_path / "sources"
     assert mtlbench("-q", "demo-sources", "--out", sources).returncode == 0

@@ -257,6 +257,8 @@ def test_rle_segmentations_are_compressed_strings(demo):
             assert mask_utils.decode(rle).sum() == annotation["area"]
 
 
+# Slow (40 s: a second full generation); the ENT-FESS and PitVQA generators' byte-identity stays in the default run.
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes(demo, tmp_path):
     again = write_demo_sources(tmp_path / "again", seed=0)
     root = demo.endovis_root.parent
