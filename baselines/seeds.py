@@ -14,22 +14,17 @@ from pathlib import Path
 from typing import Sequence
 
 from baselines.config import RunConfig, load_config
-from baselines.run import RESULTS_FILE, resumed_config, run_baseline
+from baselines.run import resumed_config, run_baseline
 from baselines.train import CHECKPOINT
 from mtlbench.errors import InputError
 from mtlbench.outputs import check_output_folder
 from mtlbench.progress import ProgressFn, silent
-from mtlbench.run_record import CONFIG_FILE, RUN_FILE, config_sha256
-
-SEED_PREFIX = "seed-"
+from mtlbench.leaderboard.seed_result import SEED_PREFIX, is_finished
+from mtlbench.run_record import CONFIG_FILE, config_sha256
 
 
 def seed_folder(run_dir: Path, seed: int) -> Path:
     return Path(run_dir) / f"{SEED_PREFIX}{seed}"
-
-
-def is_finished(folder: Path) -> bool:
-    return (folder / RUN_FILE).is_file() and (folder / RESULTS_FILE).is_file()
 
 
 def is_started(folder: Path) -> bool:

@@ -87,6 +87,11 @@ class SeedResult:
         }
 
 
+def is_finished(folder: Path) -> bool:
+    """A run folder whose run wrote its record and its test results (what add reads)."""
+    return (Path(folder) / RUN_FILE).is_file() and (Path(folder) / RESULTS_FILE).is_file()
+
+
 def seed_folders(path: Path) -> list[Path]:
     """A multi-seed run folder (seed-N inside) as its seed folders, in seed order; else [path]."""
     path = Path(path)

@@ -17,9 +17,8 @@ from typing import Callable
 from mtlbench.errors import InputError
 from mtlbench.leaderboard.add import AddOptions, add_entry
 from mtlbench.leaderboard.board import board_path
-from mtlbench.leaderboard.seed_result import RESULTS_FILE, SEED_PREFIX
+from mtlbench.leaderboard.seed_result import SEED_PREFIX, is_finished
 from mtlbench.outputs import check_output_folder
-from mtlbench.run_record import RUN_FILE
 from mtlbench.sweep.executors import EXECUTORS, Job, Outcome, run_local, run_submitit
 from mtlbench.sweep.grid import Cell, Grid, read_grid
 
@@ -37,8 +36,7 @@ class SweepOptions:
 
 
 def _seed_done(cell: Cell, out: Path, seed: int) -> bool:
-    folder = cell.folder(out) / f"{SEED_PREFIX}{seed}"
-    return (folder / RUN_FILE).is_file() and (folder / RESULTS_FILE).is_file()
+    return is_finished(cell.folder(out) / f"{SEED_PREFIX}{seed}")
 
 
 def jobs_of(grid: Grid, out: Path) -> list[Job]:
