@@ -39,7 +39,7 @@ def new(
 @app.command("add", cls=Command)
 def add(
     ctx: typer.Context,
-    runs: List[Path] = typer.Argument(..., help="Run folders (one per seed, or a run-baseline --seeds folder), or submissions from outside (folder or zip: run.json + predictions/)."),
+    runs: List[Path] = typer.Argument(..., help="Run folders (one per seed, or a run-baseline --seeds folder), or submissions from outside (a folder with run.json and predictions/, or a predictions zip with run.json at its root)."),
     board: str = typer.Option(..., "--board", help="The board's name (leaderboards/<name>.json)."),
     boards_dir: Path = typer.Option(DEFAULT_BOARDS_DIR, "--boards-dir", help=BOARDS_DIR_HELP),
     new_board: bool = flag("--new", "Create the board with this entry."),
