@@ -24,6 +24,7 @@ from baselines.vl.text_encoder import DEFAULT_WEIGHTS as DEFAULT_TEXT_WEIGHTS
 from baselines.optim import OPTIMIZERS, SCHEDULERS
 from baselines.settings import Section, build_section, setting
 from baselines.weighting.registry import WEIGHTINGS
+from baselines.weighting.sources import GRADIENT_CHOICES, REPRESENTATION
 from mtlbench.dataset.loader import NORMALISATIONS
 from mtlbench.dataset.resize import RESIZE_RULES
 from mtlbench.errors import InputError
@@ -164,6 +165,22 @@ class GPT2Settings(Section):
 
 
 @dataclass
+class ExpertsConfig(Section):
+    """The mixture-of-experts architectures (mmoe, cgc, ple, dselect_k)."""
+
+    PATH = "model.experts"
+    shared: int = setting(4, at_least=1)  # mmoe, dselect_k: the experts; cgc, ple: the experts every task shares
+    per_task: int = setting(1, at_least=1)  # cgc, ple: each task's own experts
+    selected: int = setting(2, at_least=1)  # dselect_k: the experts each task's gate selects (k)
+    gamma: float = setting(1.0, above=0)  # dselect_k: width of the smooth-step function
+    hidden: int | None = setting(None, at_least=1)  # token experts on ViT encoders: hidden width (null: the encoder width)
+
+    def check(self) -> None:
+        if self.selected > self.shared:
+            raise InputError(self.where("selected"), f"a gate cannot select {self.selected} of {self.shared} experts")
+
+
+@dataclass
 class ModelConfig(Section):
     PATH = "model"
     architecture: str = setting("hps", choices=architecture_names)
@@ -178,6 +195,7 @@ class ModelConfig(Section):
     fusion: FusionConfig = setting(factory=FusionConfig)
     decoder: DecoderConfig = setting(factory=DecoderConfig)
     gpt2: GPT2Settings = setting(factory=GPT2Settings)
+    experts: ExpertsConfig = setting(factory=ExpertsConfig)
 
 
 @dataclass
@@ -205,13 +223,41 @@ class OptimConfig(Section):
 
 @dataclass
 class WeightingConfig(Section):
+    """The weighting method and every method's hyperparameters, each at its authors' default
+    (docs/baselines.md gives each one's paper and its differences from LibMTL)."""
+
     PATH = "weighting"
     name: str = setting("db_mtl", choices=WEIGHTINGS)
+    # what a gradient-balancing method balances: auto (the method's own choice), the shared parameters'
+    # gradients, or the gradients of the representation every head reads (MGDA-UB; architecture hps)
+    gradients: str = setting("auto", choices=GRADIENT_CHOICES)
     beta: float = setting(0.9, at_least=0, below=1)  # DB-MTL: EMA of the task gradients
     warmup_epochs: int = setting(4, at_least=1)  # STCH: epochs of sum-of-log-losses before the nadir is fixed
     mu: float = setting(1.0, above=0)  # STCH smoothing
     scale_by_task_count: bool = setting(False)  # STCH: multiply the objective by the number of tasks (the release)
     temperature: float = setting(2.0, above=0)  # DWA
+    gradnorm_alpha: float = setting(1.5, at_least=0)  # GradNorm: the restoring force's asymmetry
+    mgda_normalisation: str = setting("none", choices=("none", "l2", "loss", "loss+"))  # MGDA: gradient normalisation
+    gradvac_beta: float = setting(0.01, above=0, at_most=1)  # GradVac: EMA rate of the gradient-similarity targets
+    graddrop_leak: float = setting(0.0, at_least=0, at_most=1)  # GradDrop: share of each gradient kept regardless of sign
+    cagrad_c: float = setting(0.4, at_least=0)  # CAGrad: radius of the conflict-averse ball around the mean gradient
+    cagrad_rescale: int = setting(1, choices=(0, 1, 2))  # CAGrad: 0 none, 1 divide by 1 + c^2, 2 by 1 + c
+    nash_update_every: int = setting(1, at_least=1)  # Nash-MTL: steps between solving for new weights
+    nash_max_norm: float = setting(1.0, at_least=0)  # Nash-MTL: clip of the shared gradient's norm (0: off)
+    moco_beta: float = setting(0.5, above=0, at_most=1)  # MoCo: tracking rate of the task gradients
+    moco_beta_sigma: float = setting(0.5, at_least=0)  # MoCo: decay exponent of beta over steps
+    moco_gamma: float = setting(0.1, above=0)  # MoCo: step size of the weights
+    moco_gamma_sigma: float = setting(0.5, at_least=0)  # MoCo: decay exponent of gamma over steps
+    moco_rho: float = setting(0.0, at_least=0)  # MoCo: L2 regularisation of the weights
+    famo_lr: float = setting(0.025, above=0)  # FAMO: learning rate of the task logits
+    famo_weight_decay: float = setting(0.001, at_least=0)  # FAMO: their weight decay
+    fairgrad_alpha: float = setting(1.0, above=0)  # FairGrad: the alpha-fairness exponent
+    excess_step: float = setting(0.01, above=0)  # ExcessMTL: robust (exponentiated-gradient) step size
+    upgrad_norm_eps: float = setting(1e-4, above=0)  # UPGrad: below this squared norm the Gramian counts as zero
+    upgrad_reg_eps: float = setting(1e-4, at_least=0)  # UPGrad: ridge added to the normalised Gramian
+
+    def check(self) -> None:
+        WEIGHTINGS.get(self.name).gradient_source(self)
 
 
 @dataclass
@@ -272,6 +318,25 @@ class RunConfig(Section):
             raise InputError("tasks", f"expected distinct task names, got {list(self.tasks)}")
         if not self.task_types:
             raise InputError("task_types", "name at least one task type")
+        self.check_architecture_and_weighting()
+
+    def check_architecture_and_weighting(self) -> None:
+        """The architecture's own refusals, and a weighting method that needs a shared
+        representation with an architecture that has none, refused before anything is built."""
+        architecture = self.model.architecture
+        if architecture in ARCHITECTURES:
+            factory = ARCHITECTURES.get(architecture)
+            factory.check_config(self.model)
+            refusal = factory.representation_refusal(self.model)
+        else:
+            refusal = "the vision-language models do not cut their representation"
+        if WEIGHTINGS.get(self.weighting.name).gradient_source(self.weighting) == REPRESENTATION and refusal:
+            where = "weighting.gradients" if self.weighting.gradients == REPRESENTATION else "weighting.name"
+            raise InputError(
+                where,
+                f"{self.weighting.name} balances the gradients of the shared representation, which architecture {architecture} "
+                f"does not have ({refusal}); use model.architecture=hps or weighting.gradients=parameters",
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

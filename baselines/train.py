@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -20,6 +21,7 @@ from baselines.optim import OPTIMIZERS, SCHEDULERS
 from baselines.runtime import Runtime, average_gradients, seed_everything
 from baselines.selection import selection_score
 from baselines.weighting import build_weighting
+from baselines.weighting.sources import REPRESENTATION
 from mtlbench.dataset.manifest import DatasetCard
 from mtlbench.errors import InputError
 from mtlbench.jsonio import dump_json_line
@@ -64,6 +66,10 @@ class Trainer:
         self.run_dir = run_dir
         self.model = model.to(runtime.device)
         self.weighting = build_weighting(config.weighting, family.tasks).to(runtime.device)
+        # the configuration has checked that the architecture can cut its representation
+        self.cuts_representation = self.weighting.source == REPRESENTATION
+        if self.cuts_representation:
+            self.model.cut_representation = True
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.trainable + list(self.weighting.parameters()), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.train.epochs)
@@ -138,11 +144,13 @@ class Trainer:
                             f"the {task} loss is {value}: training diverged (try a lower optim.lr or optim.grad_clip)",
                         )
                 self.optimizer.zero_grad(set_to_none=True)
-                applied = self.weighting.backward(losses, shared)
+                representation = self.model.representation if self.cuts_representation else None
+                applied = self.weighting.backward(losses, shared, representation)
             average_gradients(self.trainable + list(self.weighting.parameters()), self.runtime)
             if self.config.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.trainable, self.config.optim.grad_clip)
             self.optimizer.step()
+            self.weighting.after_step(functools.partial(self.losses_without_gradients, batch))
             for task, value in values.items():
                 sums[task] += value
                 weights[task] += float(applied.get(task, 1.0))
@@ -152,6 +160,10 @@ class Trainer:
         self.weighting.epoch_end(epoch, mean_losses)
         self.scheduler.step()
         return {"train_loss": mean_losses, "task_weights": {task: total / count for task, total in weights.items()}}
+
+    def losses_without_gradients(self, batch: dict) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return self.family.losses(self.model, batch, self.runtime)
 
     def _across_ranks(self, sums: dict[str, float]) -> dict[str, float]:
         """Per-task loss sums averaged over the ranks, so that every rank's weighting method

@@ -1,6 +1,8 @@
 """The reference-runner framework end to end on a tiny dataset: outputs, resumption, NaN stop, torchrun."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,11 +181,34 @@ def test_two_processes_with_gloo_end_with_identical_weights(dataset: Path, tmp_p
     assert run["world_size"] == 2 and len(digests) == 2 and digests[0] == digests[1]
 
 
-def test_cli_lists_presets():
-    result = subprocess.run([sys.executable, "-m", "mtlbench", "run-baseline", "--list"], capture_output=True, text=True)
-    assert result.returncode == 0
-    for name in ("endoarss", "endoarss-release", "endoarss-release-stch", "endoarss-tiny", "hps-resnet50", "single-task-resnet50", "endoarss-linear-probe"):
-        assert name in result.stdout
+def test_cli_lists_presets_by_group_then_architectures_and_weighting_methods():
+    from baselines.catalogue import PRESET_GROUPS
+    from baselines.models.registries import ARCHITECTURES
+    from baselines.weighting.registry import WEIGHTINGS
+
+    result = subprocess.run([sys.executable, "-m", "mtlbench", "run-baseline", "--list"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+
+    def line_of(text: str) -> int:
+        return next(index for index, line in enumerate(lines) if text in line)
+
+    endoarss, vision_language = (line_of(f"Presets - {group}") for group in PRESET_GROUPS.values())
+    architectures, weightings = line_of("Architectures (--set model.architecture=NAME)"), line_of("Weighting methods (--set weighting.name=NAME)")
+    assert endoarss < vision_language < architectures < weightings
+    for name in ("endoarss", "endoarss-release", "endoarss-tiny", "hps-resnet50", "single-task-resnet50"):
+        assert endoarss < line_of(f"│ {name} ") < vision_language
+    for name in ("vlm-small", "vlm-tiny", "lv-gpt", "mono-bilstm"):
+        assert vision_language < line_of(f"│ {name} ") < architectures
+    for name in ARCHITECTURES.names():
+        assert architectures < line_of(f"│ {name} ") < weightings
+        assert ARCHITECTURES.get(name).summary[:40] in lines[line_of(f"│ {name} ")]  # long lines wrap
+    for name in WEIGHTINGS.names():
+        assert weightings < line_of(f"│ {name} ")
+        assert WEIGHTINGS.get(name).SUMMARY[:40] in lines[line_of(f"│ {name} ")]
+    assert re.search(r"│ graddrop +│ representation +│", result.stdout)
+    assert re.search(r"│ mgda +│ shared parameters or representation +│", result.stdout)
+    assert re.search(r"│ ew +│ losses +│", result.stdout)
 
 
 def test_a_run_also_scores_a_robustness_set(dataset: Path, tmp_path: Path):

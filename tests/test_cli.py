@@ -139,6 +139,7 @@ def test_demo_pipeline_as_make_demo_runs_it(tmp_path: Path):
     assert results["report"]["embedding_model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+@pytest.mark.slow
 def test_the_vision_language_builders_refuse_bad_input_in_one_line(tmp_path: Path):
     assert mtlbench("-q", "demo-sources", "--out", tmp_path / "sources").returncode == 0
     fess = tmp_path / "sources" / "ent-fess"

@@ -88,3 +88,12 @@ def test_a_saved_configuration_is_checked_like_a_new_one():
     with pytest.raises(InputError) as caught:
         config_from_dict(saved, "runs/x/config.json")
     assert str(caught.value) == 'runs/x/config.json: train.epochs: expected an integer, got "many"'
+
+
+def test_every_architecture_and_weighting_method_has_a_documented_row():
+    from baselines.models.registries import ARCHITECTURES
+    from baselines.weighting.registry import WEIGHTINGS
+
+    text = DOCS.read_text(encoding="utf-8")
+    assert [name for name in ARCHITECTURES.names() if f"| `{name}` |" not in text] == []
+    assert [name for name in WEIGHTINGS.names() if f"| `{name}` |" not in text] == []

@@ -456,6 +456,7 @@ def test_pitvqa_step_is_visible_in_the_image(demo, qa):
 # Reproducibility.
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes_and_another_seed_other_bytes(demo, tmp_path):
     again = write_both(tmp_path / "again", seed=0)
     for original, copy in ((demo.fess, again.fess), (demo.pitvqa, again.pitvqa)):

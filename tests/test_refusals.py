@@ -140,7 +140,7 @@ def test_a_ground_truth_mask_changed_after_the_build_is_refused(dataset: Path, t
         ("train.epochs=abc", 'train.epochs: expected an integer, got "abc"'),
         ("optim.lr=abc", 'optim.lr: expected a number, got "abc"'),
         ("train.epochs=-1", "train.epochs: must be at least 1, got -1"),
-        ("weighting.name=nash", 'weighting.name: "nash" is not one of: "db_mtl", "dwa", "ew", "stch", "uw"'),
+        ("weighting.name=nash", 'weighting.name: "nash" is not one of: "aligned_mtl", "cagrad", "db_mtl", "dwa", "ew", "excess_mtl", "fairgrad", "famo", "gls", "graddrop", "gradnorm", "gradvac", "imtl", "mgda", "moco", "nash_mtl", "pcgrad", "rlw", "stch", "upgrad", "uw"'),
         ("model.encoder.num_heads=5", "model.encoder: invalid ViT shape: width 24 is not divisible by 5 heads"),
     ],
 )

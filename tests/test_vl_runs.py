@@ -83,6 +83,7 @@ def test_every_vision_language_preset_trains_and_scores(datasets, tmp_path, pres
     assert record["parameters"]["total"] > 0 and record["comparable"] is (not sees_image)
 
 
+@pytest.mark.slow
 def test_the_cli_trains_vlm_tiny_and_resumes(datasets, tmp_path):
     out = tmp_path / "run"
     common = ["--dataset", str(datasets["pitvqa"]), "--set", "train.max_steps_per_epoch=2", "--set", "train.epochs=2",
@@ -128,6 +129,7 @@ def test_refusing_inside_the_family_keeps_the_configuration_check_first():
         load_config("vlm-no-image", ["model.fusion.cross_attention=true"])
 
 
+@pytest.mark.slow
 def test_two_processes_with_gloo_train_the_vlm_to_identical_weights(datasets, tmp_path):
     run_dir = tmp_path / "ddp"
     shrink = [setting for setting in SHRINK if not setting.startswith("train.precision")]

@@ -1,14 +1,4 @@
-"""Task weighting methods against gradients differentiated by hand.
-
-The toy problem: a shared Linear(2 -> 1, no bias) with weight w = (1, 0.5) gives y = w . x, and two
-task "heads", scalars a = b = 1, give
-    L_activity = (a y)^2             dL/dw = 2 a^2 y x       d log L / dw = 2 x / y
-    L_segmentation = 3 (b y - 1)^2   dL/dw = 6 b (b y - 1) x d log L / dw = 2 b x / (b y - 1)
-At x = (1, 2): y = 2, L = (4, 3), dL/dw = (4, 8) and (6, 12), d log L / dw = (1, 2) and (2, 4),
-d log L_activity / da = 2 / a = 2, d log L_segmentation / db = 2 y / (b y - 1) = 4.
-At x = (2, 1): y = 2.5, L = (6.25, 6.75), d log L / dw = (1.6, 0.8) and (8/3, 4/3),
-d log L / da = 2, d log L / db = 5 / 1.5 = 10/3.
-"""
+"""Task weighting methods against gradients differentiated by hand (the toy problem: tests/weighting_toy.py)."""
 
 from __future__ import annotations
 
@@ -24,43 +14,17 @@ from baselines.models import build_model
 from baselines.weighting import build_weighting
 from baselines.weighting.base import EPS
 from mtlbench.errors import InputError
-
-TASKS = ("activity", "segmentation")
-X1 = (1.0, 2.0)
-X2 = (2.0, 1.0)
-
-
-class TwoHeads(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.shared = torch.nn.Linear(2, 1, bias=False)
-        with torch.no_grad():
-            self.shared.weight.copy_(torch.tensor([[1.0, 0.5]]))
-        self.head_activity = torch.nn.Parameter(torch.tensor(1.0))
-        self.head_segmentation = torch.nn.Parameter(torch.tensor(1.0))
-
-    def losses(self, x: tuple[float, float]) -> dict[str, torch.Tensor]:
-        y = self.shared(torch.tensor(x)).squeeze()
-        return {"activity": (self.head_activity * y) ** 2, "segmentation": 3 * (self.head_segmentation * y - 1) ** 2}
-
-
-def step(method, x=X1, with_shared=True, model=None):
-    """One training step from zero gradients: (w.grad, (a.grad, b.grad), reported weights)."""
-    model = model or TwoHeads()
-    shared = list(model.shared.parameters()) if with_shared else []
-    weights = method.backward(model.losses(x), shared)
-    heads = (model.head_activity.grad.item(), model.head_segmentation.grad.item())
-    return model.shared.weight.grad.squeeze().tolist(), heads, weights
-
-
-def weighting(name: str, tasks=TASKS, **settings):
-    return build_weighting(WeightingConfig(name=name, **settings), tasks)
+from tests.weighting_toy import TASKS, X1, X2, TwoHeads, step, weighting
 
 
 def test_an_unknown_method_is_refused_when_the_configuration_is_made():
+    from baselines.weighting.registry import WEIGHTINGS
+
     with pytest.raises(InputError) as caught:
-        WeightingConfig(name="nash_mtl")
-    assert str(caught.value) == 'weighting.name: "nash_mtl" is not one of: "db_mtl", "dwa", "ew", "stch", "uw"'
+        WeightingConfig(name="nash")
+    known = ", ".join(f'"{name}"' for name in WEIGHTINGS.names())
+    assert str(caught.value) == f'weighting.name: "nash" is not one of: {known}'
+    assert '"nash_mtl"' in known and '"db_mtl"' in known
 
 
 def test_losses_must_name_every_task():

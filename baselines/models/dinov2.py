@@ -65,14 +65,23 @@ class DinoV2Encoder(nn.Module):
         self.loading_report = loading_report or {}
 
     def forward(self, images: Tensor, task: str | None = None) -> Tensor:
+        self.route(task)
+        images = self.input_sma(images)
+        return self.feature_map(self.vit(images), (images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE))
+
+    def route(self, task: str | None) -> None:
+        """Point task-specific (TESLA) adapters at `task`; nothing to do for a shared encoder."""
         if self.task_specific:
             if task not in self.tasks:
                 raise ValueError(f"this encoder has task-specific adapters: pass task= one of {list(self.tasks)}, got {task!r}")
             route_to_task(self.vit, task)
-        images = self.input_sma(images)
-        patch_tokens = self.vit(images)[:, self.vit.num_prefix_tokens :]
+
+    def feature_map(self, tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+        """The ViT's final-normalised tokens (B, prefix + h*w, D) -> the feature map of `feature_layout`
+        (token SMA applied). The finishing step of forward, also used by stages.py."""
+        patch_tokens = tokens[:, self.vit.num_prefix_tokens :]
         batch, count, dim = patch_tokens.shape
-        height, width = images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE
+        height, width = grid
         feature_map = self.token_sma(patch_tokens.transpose(1, 2).reshape(batch, dim, height, width))
         if self.feature_layout == "spatial":
             return feature_map

@@ -175,6 +175,14 @@ class DinoVisionTransformer(nn.Module):
         return torch.cat([entries[:, :1], resized.permute(0, 2, 3, 1).reshape(1, -1, dim)], dim=1)
 
     def forward(self, images: Tensor) -> Tensor:
+        tokens = self.prepare_tokens(images)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def prepare_tokens(self, images: Tensor) -> Tensor:
+        """The tokens the first block reads: (B, 1 + registers + h*w, D), CLS, registers, then patches
+        (positional embedding added). Split out of forward for running the blocks stage by stage (stages.py)."""
         batch, _, height, width = images.shape
         if height % PATCH_SIZE or width % PATCH_SIZE:
             raise ValueError(f"DINOv2 needs image sides that are multiples of {PATCH_SIZE}, got {height}x{width}")
@@ -184,9 +192,7 @@ class DinoVisionTransformer(nn.Module):
         if self.register_tokens is not None:  # after CLS, without positional embedding
             registers = self.register_tokens.expand(batch, -1, -1).to(tokens.dtype)
             tokens = torch.cat([tokens[:, :1], registers, tokens[:, 1:]], dim=1)
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens)
+        return tokens
 
 
 def flatten_chunked_blocks(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:

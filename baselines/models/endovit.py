@@ -101,13 +101,21 @@ class MAEVisionTransformer(nn.Module):
         return torch.cat([cls_position, patches.flatten(2).transpose(1, 2)], dim=1)
 
     def forward(self, images: Tensor) -> Tensor:
-        rows, columns = images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE
-        tokens = self.patch_embed(images)
-        tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1) + self._positions(rows, columns)
+        tokens = self.prepare_tokens(images)
         for block in self.blocks:
             tokens = block(tokens)
+        return self.feature_map(tokens, (images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE))
+
+    def prepare_tokens(self, images: Tensor) -> Tensor:
+        """The tokens the first block reads: (B, 1 + h*w, dim), CLS first, positions added (stages.py runs the blocks itself)."""
+        rows, columns = images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE
+        tokens = self.patch_embed(images)
+        return torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1) + self._positions(rows, columns)
+
+    def feature_map(self, tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+        """The last block's tokens (B, 1 + h*w, dim) -> the normalised patch tokens as a map (B, dim, h, w)."""
         patches = self.norm(tokens)[:, 1:]
-        return patches.transpose(1, 2).reshape(len(images), -1, rows, columns)
+        return patches.transpose(1, 2).reshape(len(tokens), -1, *grid)
 
 
 @dataclass(frozen=True)

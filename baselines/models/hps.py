@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from baselines.config import ModelConfig
 from baselines.models.heads import build_task_heads
-from baselines.models.registries import ARCHITECTURES, ENCODERS
+from baselines.models.registries import ENCODERS, register_architecture
+from baselines.models.representation import CutRepresentation
+from baselines.models.inputs import resize_to_input
 
 # Parameters of a task-specific encoder whose name holds this are owned by one task (TESLA's
 # per-task B matrices), so they are not shared: weighting methods balance shared gradients only.
@@ -20,7 +21,13 @@ class HardParameterSharing(nn.Module):
 
     Images of another size than the encoder's `input_size` are resized to it bilinearly first (the
     release loads 244 px frames and resizes them to 224 in the model, with align_corners=True).
+
+    While `cut_representation` is set (by the trainer, for weighting methods that balance the
+    representation's gradients), a training forward keeps the encoder's features in
+    `representation` and gives each head its own leaf copy (representation.py).
     """
+
+    cut_representation = False
 
     def __init__(self, encoder: nn.Module, heads: nn.ModuleDict, input_size: tuple[int, int], align_corners: bool = False):
         super().__init__()
@@ -32,11 +39,13 @@ class HardParameterSharing(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         size = images.shape[-2:]
-        if tuple(size) != self.input_size:
-            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=self.align_corners)
+        images = resize_to_input(images, self.input_size, self.align_corners)
         if self.encoder.task_specific:
             return {task: head(self.encoder(images, task=task), size) for task, head in self.heads.items()}
         features = self.encoder(images)
+        if self.cut_representation and self.training and torch.is_grad_enabled():
+            self.representation = CutRepresentation(features, self.tasks)
+            return {task: head(self.representation.leaves[task], size) for task, head in self.heads.items()}
         return {task: head(features, size) for task, head in self.heads.items()}
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -48,7 +57,13 @@ class HardParameterSharing(nn.Module):
         ]
 
 
-@ARCHITECTURES.register("hps")
+def _representation_refusal(config: ModelConfig) -> str | None:
+    return "its TESLA encoder computes features per task" if config.encoder.adapter.tesla else None
+
+
+@register_architecture(
+    "hps", "hard parameter sharing: one shared encoder, one head per task (the release's MOLA)", representation=_representation_refusal
+)
 def build_hps(
     config: ModelConfig, tasks: tuple[str, ...], num_classes: int, num_activities: int, input_size: tuple[int, int]
 ) -> HardParameterSharing:

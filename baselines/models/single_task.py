@@ -12,7 +12,7 @@ from torch import nn
 from baselines.config import ModelConfig
 from baselines.models.heads import check_tasks
 from baselines.models.hps import HardParameterSharing, build_hps
-from baselines.models.registries import ARCHITECTURES
+from baselines.models.registries import register_architecture
 
 
 class SingleTaskNetworks(nn.Module):
@@ -30,7 +30,7 @@ class SingleTaskNetworks(nn.Module):
         return []
 
 
-@ARCHITECTURES.register("single_task")
+@register_architecture("single_task", "single-task baselines: an independent encoder and head per task, nothing shared")
 def build_single_task(
     config: ModelConfig, tasks: tuple[str, ...], num_classes: int, num_activities: int, input_size: tuple[int, int]
 ) -> SingleTaskNetworks:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from baselines.vl.generation import generate
 from baselines.vl.heads import generation_settings, text_task_names
-from baselines.vl.registry import VL_ARCHITECTURES
+from baselines.vl.registry import register_vl_architecture
 
 CONTEXT_WORDS = 64
 
@@ -90,6 +90,8 @@ class BiLSTMSeq2Seq(nn.Module):
         return [p for module in (self.embed, self.encoder) for p in module.parameters() if p.requires_grad]
 
 
-@VL_ARCHITECTURES.register("bilstm-seq2seq")
+@register_vl_architecture(
+    "bilstm-seq2seq", "keyword-augmented BiLSTM encoder-decoder with attention: the next report sentence from the previous one"
+)
 def build_bilstm(config, tasks, vocabulary, input_size) -> BiLSTMSeq2Seq:
     return BiLSTMSeq2Seq(vocabulary, text_task_names(tasks), config.model.decoder.width, generation_settings(config))

@@ -23,7 +23,7 @@ from baselines.models.registries import ENCODERS
 from baselines.vl.generation import generate
 from baselines.vl.gpt2 import GPT2Model, GPT2Shape, load_gpt2
 from baselines.vl.heads import LABEL_KINDS, generation_settings, label_count, masked_mean, text_task_names
-from baselines.vl.registry import VL_ARCHITECTURES
+from baselines.vl.registry import register_vl_architecture
 from mtlbench.errors import InputError
 
 TEXT_TYPE, VISION_TYPE = 0, 1
@@ -116,7 +116,9 @@ class LVGPT(nn.Module):
         return [p for module in shared for p in module.parameters() if p.requires_grad]
 
 
-@VL_ARCHITECTURES.register("lv-gpt")
+@register_vl_architecture(
+    "lv-gpt", "SurgicalGPT-style reference (LV-GPT, Seenivasan et al., MICCAI 2023) with a language-model head"
+)
 def build_lv_gpt(config, tasks, vocabulary, input_size) -> LVGPT:
     settings = config.model.gpt2
     if settings.weights:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from baselines.models.registries import ENCODERS
 from baselines.vl.heads import build_decoder, generation_settings, label_heads, masked_mean, text_task_names
-from baselines.vl.registry import VL_ARCHITECTURES
+from baselines.vl.registry import register_vl_architecture
 from baselines.vl.text_encoder import load_text_encoder, random_text_encoder, tokenizer_vocab_size
 from baselines.vl.vocabulary import WordVocabulary
 from mtlbench.errors import InputError
@@ -95,7 +95,9 @@ class VisionLanguageModel(nn.Module):
         return [p for module in shared if module is not None for p in module.parameters() if p.requires_grad]
 
 
-@VL_ARCHITECTURES.register("vlm")
+@register_vl_architecture(
+    "vlm", "the ENT vision-language model: image and text encoders fused by cross-attention, multi-label, description and report heads"
+)
 def build_vlm(config, tasks: tuple[Task, ...], vocabulary: WordVocabulary, input_size: tuple[int, int]) -> VisionLanguageModel:
     fusion, text = config.model.fusion, config.model.text
     image_encoder = ENCODERS.get(config.model.encoder.name, "model.encoder.name")(config.model.encoder, (), tuple(input_size)) if fusion.image else None

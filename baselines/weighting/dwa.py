@@ -17,6 +17,8 @@ from baselines.weighting.base import LossWeighting
 
 @WEIGHTINGS.register("dwa")
 class DynamicWeightAverage(LossWeighting):
+    SUMMARY = "DWA, dynamic weight average from the epoch loss ratios (Liu et al., CVPR 2019)"
+
     def __init__(self, tasks: tuple[str, ...], config: WeightingConfig):
         super().__init__(tasks, config)
         self.register_buffer("weights", torch.ones(len(self.tasks)))

@@ -4,5 +4,11 @@ from mtlbench.registry import Registry
 
 WEIGHTINGS = Registry(
     "weighting method",
-    modules=tuple(f"baselines.weighting.{module}" for module in ("ew", "uw", "dwa", "db_mtl", "stch")),
+    modules=tuple(
+        f"baselines.weighting.{module}"
+        for module in (
+            "ew", "uw", "dwa", "db_mtl", "stch", "gradnorm", "mgda", "gls", "rlw", "pcgrad", "gradvac", "graddrop",
+            "imtl", "cagrad", "nash_mtl", "moco", "aligned_mtl", "famo", "fairgrad", "excess_mtl", "upgrad",
+        )
+    ),
 )

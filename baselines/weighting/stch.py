@@ -27,6 +27,8 @@ from baselines.weighting.base import EPS, LossWeighting
 
 @WEIGHTINGS.register("stch")
 class SmoothTchebycheff(LossWeighting):
+    SUMMARY = "STCH, smooth Tchebycheff scalarisation of log loss ratios (Lin et al., ICML 2024)"
+
     def __init__(self, tasks: tuple[str, ...], config: WeightingConfig):
         super().__init__(tasks, config)
         # NaN until the warm-up ends: the nadir doubles as the phase flag.

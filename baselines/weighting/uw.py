@@ -20,6 +20,8 @@ from baselines.weighting.base import LossWeighting
 
 @WEIGHTINGS.register("uw")
 class UncertaintyWeighting(LossWeighting):
+    SUMMARY = "UW, uncertainty weighting with a learned log-variance per task (Kendall et al., CVPR 2018)"
+
     def __init__(self, tasks: tuple[str, ...], config: WeightingConfig):
         super().__init__(tasks, config)
         self.log_variances = torch.nn.Parameter(torch.zeros(len(self.tasks)))

@@ -17,6 +17,32 @@ from mtlbench.progress import rich_progress
 weights_app = new_app(help="Inspect pretrained weights: DINOv2, Depth Anything, EndoViT, GPT-2 files and BERT folders.", no_args_is_help=True)
 
 
+def _print_catalogue() -> None:
+    from baselines import catalogue
+
+    presets = catalogue.presets()
+    for group in dict.fromkeys(entry.detail for entry in presets):
+        table = Table(title=f"Presets - {group}", title_justify="left")
+        table.add_column("preset")
+        table.add_column("description")
+        for entry in presets:
+            if entry.detail == group:
+                table.add_row(entry.name, escape(entry.summary))
+        console.print(table)
+    table = Table(title="Architectures (--set model.architecture=NAME)", title_justify="left")
+    for column in ("architecture", "tasks", "description"):
+        table.add_column(column)
+    for entry in catalogue.architectures():
+        table.add_row(entry.name, escape(entry.detail.split(":")[0]), escape(entry.summary))
+    console.print(table)
+    table = Table(title="Weighting methods (--set weighting.name=NAME)", title_justify="left")
+    for column in ("method", "balances", "description"):
+        table.add_column(column)
+    for entry in catalogue.weightings():
+        table.add_row(entry.name, entry.detail, escape(entry.summary))
+    console.print(table)
+
+
 def run_baseline(
     ctx: typer.Context,
     preset: Optional[str] = typer.Argument(None, help="Preset name (see --list)."),
@@ -28,20 +54,15 @@ def run_baseline(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     ignore_fingerprint: bool = flag("--ignore-fingerprint", "With --resume: continue a checkpoint trained on another dataset."),
     stop_after_epoch: Optional[int] = typer.Option(None, "--stop-after-epoch", min=1, help="Stop after this epoch (continue later with --resume)."),
-    list_presets: bool = flag("--list", "List the presets and exit."),
+    list_presets: bool = flag("--list", "List the presets (grouped by tasks), architectures and weighting methods, and exit."),
     gen: Optional[Path] = typer.Option(None, "--gen", help="Also predict and score this robustness set (build-dataset mtlendovis-gen)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds: one run per seed into RUN_DIR/seed-N, in turn; finished seeds are skipped and started ones continued."),
 ) -> None:
     """Train a reference model, select it on val, predict and score the test split."""
-    from baselines.config import load_config, preset_description, preset_names
+    from baselines.config import load_config
 
     if list_presets:
-        table = Table(title="Presets", title_justify="left")
-        table.add_column("preset")
-        table.add_column("description")
-        for name in preset_names():
-            table.add_row(name, escape(preset_description(name)))
-        console.print(table)
+        _print_catalogue()
         return
     from baselines.run import resumed_config, run_baseline as run
 
