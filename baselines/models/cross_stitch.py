@@ -46,7 +46,7 @@ from baselines.config import ModelConfig
 from baselines.models.heads import build_task_heads, check_tasks
 from baselines.models.registries import ENCODERS, register_architecture
 from baselines.models.stages import MAP, check_splittable, split_encoder
-from baselines.models.inputs import resize_to_input
+from baselines.models.multitask import MultiTaskModel
 
 SAME_TASK_ALPHA = 0.9  # alpha_S; the paper's best initialisation (0.9, 0.1)
 
@@ -80,16 +80,13 @@ class CrossStitchUnit(nn.Module):
         return f"tasks={tasks}, channels={channels}, layout={self.layout}"
 
 
-class CrossStitchNetworks(nn.Module):
+class CrossStitchNetworks(MultiTaskModel):
     """forward(images) -> {task: logits}; images resized to `input_size` first, as HPS does."""
 
     def __init__(self, encoders: dict[str, nn.Module], heads: nn.ModuleDict, input_size: tuple[int, int], align_corners: bool = False):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        self.heads = heads
-        self.tasks = tuple(heads)
-        self.input_size = tuple(input_size)
-        self.align_corners = align_corners
+        self.attach_heads(heads, input_size, align_corners)
         # Plain attribute (not a module): the stages reference the encoders' own modules.
         self.stages = {task: split_encoder(encoder) for task, encoder in self.encoders.items()}
         reference = self.stages[self.tasks[0]]
@@ -97,7 +94,7 @@ class CrossStitchNetworks(nn.Module):
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         size = images.shape[-2:]
-        images = resize_to_input(images, self.input_size, self.align_corners)
+        images = self.resize_input(images)
         streams = [images] * len(self.tasks)
         for index, unit in enumerate(self.units):
             streams = unit([self.stages[task][index](stream) for task, stream in zip(self.tasks, streams)])
@@ -120,7 +117,6 @@ def _check(config: ModelConfig) -> None:
 def build_cross_stitch(
     config: ModelConfig, tasks: tuple[str, ...], num_classes: int, num_activities: int, input_size: tuple[int, int]
 ) -> CrossStitchNetworks:
-    _check(config)
     check_tasks(tasks)
     encoder = ENCODERS.get(config.encoder.name)(config.encoder, tuple(tasks), input_size)
     split_encoder(encoder)  # refuses what cannot run stage by stage before copying

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from baselines.config import ModelConfig
 from baselines.models.heads import build_task_heads, check_tasks
 from baselines.models.registries import ENCODERS
-from baselines.models.inputs import resize_to_input
+from baselines.models.multitask import MultiTaskModel
 from mtlbench.errors import InputError
 
 # Encoders whose experts are whole encoder copies (LibMTL's image experts); every other encoder is
@@ -263,7 +263,7 @@ class ExpertLevel(nn.Module):
             return self.gates[task](gate_input(x, self.gate_mode))
 
 
-class MixtureOfExperts(nn.Module):
+class MixtureOfExperts(MultiTaskModel):
     """forward(images) -> {task: logits}: each task's stream through the trunk steps and the
     expert levels, then its head.
 
@@ -285,14 +285,11 @@ class MixtureOfExperts(nn.Module):
         self.encoder = encoder
         self.levels = nn.ModuleList(levels)
         self.trunks = list(trunks) if trunks is not None else [None] * len(levels)
-        self.heads = heads
-        self.tasks = tuple(heads)
-        self.input_size = tuple(input_size)
-        self.align_corners = align_corners
+        self.attach_heads(heads, input_size, align_corners)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         size = images.shape[-2:]
-        images = resize_to_input(images, self.input_size, self.align_corners)
+        images = self.resize_input(images)
         streams = {task: images for task in self.tasks}
         for trunk, level in zip(self.trunks, self.levels):
             if trunk is not None:

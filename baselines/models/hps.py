@@ -9,14 +9,14 @@ from baselines.config import ModelConfig
 from baselines.models.heads import build_task_heads
 from baselines.models.registries import ENCODERS, register_architecture
 from baselines.models.representation import CutRepresentation
-from baselines.models.inputs import resize_to_input
+from baselines.models.multitask import MultiTaskModel
 
 # Parameters of a task-specific encoder whose name holds this are owned by one task (TESLA's
 # per-task B matrices), so they are not shared: weighting methods balance shared gradients only.
 TASK_OWNED_PARAMETER = "lora_B"
 
 
-class HardParameterSharing(nn.Module):
+class HardParameterSharing(MultiTaskModel):
     """forward(images) -> {task: logits}: activity (B, A), segmentation (B, K, H, W) at the size of `images`.
 
     Images of another size than the encoder's `input_size` are resized to it bilinearly first (the
@@ -32,14 +32,11 @@ class HardParameterSharing(nn.Module):
     def __init__(self, encoder: nn.Module, heads: nn.ModuleDict, input_size: tuple[int, int], align_corners: bool = False):
         super().__init__()
         self.encoder = encoder
-        self.heads = heads
-        self.tasks = tuple(heads)
-        self.input_size = tuple(input_size)
-        self.align_corners = align_corners
+        self.attach_heads(heads, input_size, align_corners)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         size = images.shape[-2:]
-        images = resize_to_input(images, self.input_size, self.align_corners)
+        images = self.resize_input(images)
         if self.encoder.task_specific:
             return {task: head(self.encoder(images, task=task), size) for task, head in self.heads.items()}
         features = self.encoder(images)

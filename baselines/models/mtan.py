@@ -45,7 +45,7 @@ from baselines.models.heads import build_task_heads, check_tasks
 from baselines.models.registries import ENCODERS, register_architecture
 from baselines.models.resnet import EXPANSION, Bottleneck
 from baselines.models.stages import MAP, check_splittable, split_encoder
-from baselines.models.inputs import resize_to_input
+from baselines.models.multitask import MultiTaskModel
 
 HIDDEN_DIVISOR = 4  # attention hidden width = stage width / 4 (LibMTL: ch // expansion)
 
@@ -87,16 +87,13 @@ class TokenTransfer(nn.Module):
         return x + self.mlp(self.norm(x))
 
 
-class MultiTaskAttentionNetwork(nn.Module):
+class MultiTaskAttentionNetwork(MultiTaskModel):
     """forward(images) -> {task: logits}; images resized to `input_size` first, as HPS does."""
 
     def __init__(self, encoder: nn.Module, heads: nn.ModuleDict, input_size: tuple[int, int], align_corners: bool = False):
         super().__init__()
         self.encoder = encoder
-        self.heads = heads
-        self.tasks = tuple(heads)
-        self.input_size = tuple(input_size)
-        self.align_corners = align_corners
+        self.attach_heads(heads, input_size, align_corners)
         self.stages = split_encoder(encoder)  # plain attribute: the stages reference the encoder's modules
         self.maps = self.stages[0].inner_layout == MAP
         widths = [stage.inner_channels for stage in self.stages]
@@ -120,7 +117,7 @@ class MultiTaskAttentionNetwork(nn.Module):
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         size = images.shape[-2:]
-        images = resize_to_input(images, self.input_size, self.align_corners)
+        images = self.resize_input(images)
         x = images
         attended: dict[str, Tensor] = {}
         last = len(self.stages) - 1
@@ -151,7 +148,6 @@ def _check(config: ModelConfig) -> None:
 def build_mtan(
     config: ModelConfig, tasks: tuple[str, ...], num_classes: int, num_activities: int, input_size: tuple[int, int]
 ) -> MultiTaskAttentionNetwork:
-    _check(config)
     check_tasks(tasks)
     encoder = ENCODERS.get(config.encoder.name)(config.encoder, tuple(tasks), input_size)
     heads = build_task_heads(config, tasks, encoder.out_channels, num_classes, num_activities)

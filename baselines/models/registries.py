@@ -12,6 +12,7 @@ encoder settings the architecture refuses.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from mtlbench.registry import Registry
@@ -40,12 +41,20 @@ def register_architecture(
 ):
     """Decorator registering an architecture factory. `representation(config)` is None when the
     model built from `config` can cut its shared representation, else why it cannot; `check(config)`
-    raises InputError for settings the architecture cannot build (called when the configuration is made)."""
+    raises InputError for settings the architecture cannot build. The configuration calls `check`
+    when it is made, and the registered factory calls it again before building, so a model
+    configuration made by hand is checked too."""
 
     def add(factory):
-        factory.summary = summary
-        factory.representation_refusal = representation
-        factory.check_config = check
-        return ARCHITECTURES.register(name)(factory)
+        @functools.wraps(factory)
+        def checked(config, *arguments):
+            check(config)
+            return factory(config, *arguments)
+
+        checked.summary = summary
+        checked.representation_refusal = representation
+        checked.check_config = check
+        ARCHITECTURES.add(name, checked)
+        return checked
 
     return add
